@@ -1,11 +1,11 @@
 """DIRAC's S_OK/S_ERROR result dictionaries, taken from DIRACCommon so both sides agree."""
 
 from DIRACCommon.Core.Utilities.ReturnValues import (
+    S_ERROR,
+    S_OK,
     DErrorReturnType,
     DOKReturnType,
     DReturnType,
-    S_ERROR,
-    S_OK,
     SErrorException,
     convertToReturnValue,
     isReturnStructure,

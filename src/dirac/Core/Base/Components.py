@@ -1,0 +1,77 @@
+"""Finds the installed services and agents through entry points.
+
+Systems (and extensions) declare their components in their package metadata::
+
+    [project.entry-points."dirac.services"]
+    "Configuration/Server" = "dirac.ConfigurationSystem.Service.ConfigurationHandler:ConfigurationHandler"
+
+    [project.entry-points."dirac.agents"]
+    "WorkloadManagement/SiteDirector" = "dirac.WorkloadManagementSystem.Agent.SiteDirector:SiteDirector"
+
+Nothing is imported until a component is loaded, so commands stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import EntryPoint, entry_points
+from importlib.resources import files
+from typing import Any
+
+from dirac.Core.Utilities.Exceptions import ConfigurationError
+
+SERVICES = "dirac.services"
+AGENTS = "dirac.agents"
+
+
+def _entryPoints(group: str) -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def listServices() -> list[str]:
+    """'System/Service' names of every installed service."""
+    return sorted(_entryPoints(SERVICES))
+
+
+def listAgents() -> list[str]:
+    """'System/Agent' names of every installed agent."""
+    return sorted(_entryPoints(AGENTS))
+
+
+def _load(group: str, name: str) -> Any:
+    points = _entryPoints(group)
+    if name not in points:
+        kind = "service" if group == SERVICES else "agent"
+        known = ", ".join(sorted(points)) or "none"
+        raise ConfigurationError(f"no {kind} called {name} is installed (installed: {known})")
+    return points[name].load()
+
+
+def loadService(name: str) -> type:
+    """The handler class of service 'System/Service'."""
+    return _load(SERVICES, name)
+
+
+def loadAgent(name: str) -> type:
+    """The agent class of 'System/Agent'."""
+    return _load(AGENTS, name)
+
+
+def systemPackages() -> dict[str, str]:
+    """{'Configuration': 'dirac.ConfigurationSystem', ...} for every system with a component."""
+    packages = {}
+    for group in (SERVICES, AGENTS):
+        for name, ep in _entryPoints(group).items():
+            system = name.split("/")[0]
+            module = ep.value.split(":")[0]
+            packages.setdefault(system, module.rsplit(".", 2)[0])
+    return packages
+
+
+def configTemplate(system: str) -> str:
+    """The ConfigTemplate.cfg of a system package ('' when it has none)."""
+    package = systemPackages().get(system)
+    if not package:
+        return ""
+    resource = files(importlib.import_module(package)).joinpath("ConfigTemplate.cfg")
+    return resource.read_text() if resource.is_file() else ""

@@ -1,0 +1,211 @@
+"""A one-box instance: CA, certificates, central configuration and client set-up in one folder.
+
+Layout of an instance directory::
+
+    ca/                           the instance's certification authority (key kept here)
+    etc/grid-security/            hostcert.pem, hostkey.pem, certificates/ (CA dir, hashed)
+    etc/cs/Master.cfg             the central configuration (served by Configuration/Server)
+    etc/dirac.cfg                 local configuration for clients: where the CS and CAs are
+    etc/server.cfg                extra local configuration for the server process
+    user/usercert.pem, userkey.pem, proxy.pem    the local administrator's credentials
+    db/ log/ run/                 SQLite databases, logs, pid file
+    bashrc                        environment for clients (source it)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from diraccfg import CFG
+
+from dirac.Core.Base import Components
+from dirac.Core.Config.ConfigurationData import setOption
+from dirac.Core.Security import Properties
+from dirac.Core.Security.CA import CertificateAuthority
+from dirac.Core.Security.X509 import X509Chain
+from dirac.Core.Utilities.Exceptions import ConfigurationError
+
+ADMIN_PROPERTIES = [
+    Properties.NormalUser, Properties.CSAdministrator, Properties.ServiceAdministrator,
+    Properties.JobAdministrator, Properties.Operator, Properties.FullDelegation, Properties.ProxyManagement,
+    Properties.SiteManager, Properties.FileCatalogManagement, Properties.ProductionManagement,
+]
+HOST_PROPERTIES = [
+    Properties.TrustedHost, Properties.CSAdministrator, Properties.JobAdministrator, Properties.Operator,
+    Properties.FullDelegation, Properties.ProxyManagement, Properties.SiteManager, Properties.GenericPilot,
+]
+
+
+@dataclass
+class Instance:
+    """Paths of an instance directory."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+
+    @property
+    def caDir(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def certificatesDir(self) -> Path:
+        return self.root / "etc" / "grid-security" / "certificates"
+
+    @property
+    def hostCert(self) -> Path:
+        return self.root / "etc" / "grid-security" / "hostcert.pem"
+
+    @property
+    def hostKey(self) -> Path:
+        return self.root / "etc" / "grid-security" / "hostkey.pem"
+
+    @property
+    def masterCFG(self) -> Path:
+        return self.root / "etc" / "cs" / "Master.cfg"
+
+    @property
+    def clientCFG(self) -> Path:
+        return self.root / "etc" / "dirac.cfg"
+
+    @property
+    def serverCFG(self) -> Path:
+        return self.root / "etc" / "server.cfg"
+
+    @property
+    def userCert(self) -> Path:
+        return self.root / "user" / "usercert.pem"
+
+    @property
+    def userKey(self) -> Path:
+        return self.root / "user" / "userkey.pem"
+
+    @property
+    def proxy(self) -> Path:
+        return self.root / "user" / "proxy.pem"
+
+    @property
+    def pidFile(self) -> Path:
+        return self.root / "run" / "server.pid"
+
+    @property
+    def logFile(self) -> Path:
+        return self.root / "log" / "server.log"
+
+    @property
+    def bashrc(self) -> Path:
+        return self.root / "bashrc"
+
+    def exists(self) -> bool:
+        return self.masterCFG.exists() and self.clientCFG.exists()
+
+    def environment(self) -> dict[str, str]:
+        """What a client process needs in its environment to use this instance."""
+        return {"DIRACSYSCONFIG": str(self.clientCFG), "X509_USER_PROXY": str(self.proxy),
+                "X509_CERT_DIR": str(self.certificatesDir)}
+
+
+def _writePrivate(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data.encode() if isinstance(data, str) else data)
+
+
+def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo: str = "dirac",
+                 admin: str = "admin", force: bool = False, proxyHours: int = 24 * 7) -> Instance:
+    """Create an instance directory ready for ``dirac-server start``."""
+    instance = Instance(Path(root))
+    if instance.exists() and not force:
+        raise ConfigurationError(f"{instance.root} already holds an instance (use --force to recreate it)")
+    if force and instance.root.exists():
+        shutil.rmtree(instance.root)
+    for sub in ("etc/cs", "user", "db", "log", "run"):
+        (instance.root / sub).mkdir(parents=True, exist_ok=True)
+
+    ca = CertificateAuthority(instance.caDir)
+    ca.create(subject=f"/O=DIRAC-Seed/OU={vo}/CN=DIRAC Seed CA {socket.gethostname()}")
+    ca.installInCertificatesDir(instance.certificatesDir)
+    altNames = sorted({"localhost", "127.0.0.1", host, socket.gethostname()})
+    hostCert, hostKey = ca.issueHostCertificate(host if not host[0].isdigit() else "localhost", altNames=altNames)
+    instance.hostCert.write_bytes(hostCert)
+    _writePrivate(instance.hostKey, hostKey)
+    userCert, userKey = ca.issueUserCertificate(f"/O=DIRAC-Seed/OU={vo}/CN={admin}")
+    instance.userCert.write_bytes(userCert)
+    _writePrivate(instance.userKey, userKey)
+
+    adminGroup = f"{vo}_admin"
+    chain = X509Chain.fromPEM(userCert + userKey)
+    chain.generateProxy(proxyHours * 3600, group=adminGroup).dumpToFile(str(instance.proxy))
+
+    hostDN = X509Chain.fromPEM(hostCert + hostKey).identityDN
+    master = buildMasterConfiguration(instance, host, port, vo, admin, chain.identityDN, hostDN)
+    master.writeToFile(str(instance.masterCFG))
+    writeLocalConfiguration(instance, host, port)
+    instance.bashrc.write_text("".join(f"export {k}={v}\n" for k, v in instance.environment().items()))
+    return instance
+
+
+def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, admin: str, adminDN: str,
+                             hostDN: str) -> CFG:
+    """The central configuration of a new instance: Registry, every system's defaults, URLs."""
+    cfg = CFG()
+    setOption(cfg, "/DIRAC/VirtualOrganization", vo)
+    setOption(cfg, "/DIRAC/Configuration/Name", "OneBox")
+    registry = {
+        "DefaultGroup": f"{vo}_user",
+        f"VO/{vo}/VOAdmin": admin,
+        f"Users/{admin}/DN": adminDN,
+        f"Users/{admin}/Email": f"{admin}@localhost",
+        f"Groups/{vo}_user/Users": admin,
+        f"Groups/{vo}_user/Properties": Properties.NormalUser,
+        f"Groups/{vo}_user/VO": vo,
+        f"Groups/{vo}_admin/Users": admin,
+        f"Groups/{vo}_admin/Properties": ", ".join(ADMIN_PROPERTIES),
+        f"Groups/{vo}_admin/VO": vo,
+        f"Groups/{vo}_pilot/Users": admin,
+        f"Groups/{vo}_pilot/Properties": Properties.GenericPilot,
+        f"Groups/{vo}_pilot/VO": vo,
+        f"Hosts/{host}/DN": hostDN,
+        f"Hosts/{host}/Properties": ", ".join(HOST_PROPERTIES),
+    }
+    for path, value in registry.items():
+        setOption(cfg, f"/Registry/{path}", value)
+    systems = CFG()
+    for system in sorted({name.split("/")[0] for name in Components.listServices() + Components.listAgents()}):
+        systems.createNewSection(system, contents=CFG().loadFromBuffer(Components.configTemplate(system)))
+    cfg = cfg.mergeWith(_wrap("Systems", systems))
+    for name in Components.listServices():
+        system, service = name.split("/")
+        setOption(cfg, f"/Systems/{system}/URLs/{service}", f"https://{host}:{port}/{name}")
+    return cfg
+
+
+def _wrap(name: str, contents: CFG) -> CFG:
+    """A CFG holding ``contents`` as the section ``name``."""
+    outer = CFG()
+    outer.createNewSection(name, contents=contents)
+    return outer
+
+
+def writeLocalConfiguration(instance: Instance, host: str, port: int) -> None:
+    """etc/dirac.cfg for clients and etc/server.cfg for the server process."""
+    client = CFG()
+    setOption(client, "/DIRAC/Configuration/Servers", f"https://{host}:{port}/Configuration/Server")
+    setOption(client, "/DIRAC/Configuration/RefreshTime", "60")
+    setOption(client, "/DIRAC/Security/CALocation", str(instance.certificatesDir))
+    setOption(client, "/LocalInstallation/InstancePath", str(instance.root))
+    client.writeToFile(str(instance.clientCFG))
+    server = CFG()
+    setOption(server, "/DIRAC/Security/CertFile", str(instance.hostCert))
+    setOption(server, "/DIRAC/Security/KeyFile", str(instance.hostKey))
+    setOption(server, "/DIRAC/Security/UseServerCertificate", "yes")
+    setOption(server, "/DIRAC/Server/Host", host)
+    setOption(server, "/DIRAC/Server/Port", str(port))
+    setOption(server, "/Systems/Configuration/Services/Server/MasterCFG", str(instance.masterCFG))
+    server.writeToFile(str(instance.serverCFG))
