@@ -48,7 +48,21 @@ def _load(group: str, name: str) -> Any:
 
 
 def loadService(name: str) -> type:
-    """The handler class of service 'System/Service'."""
+    """The handler class of service 'System/Service'.
+
+    A service section may name its handler with ``HandlerPath = package.module:Class``
+    (services of extensions and tests that are not installed as entry points).
+    """
+    from dirac.Core.Config import gConfig
+    from dirac.Core.Config.PathFinder import getServiceSection
+
+    handlerPath = gConfig.getValue(f"{getServiceSection(name)}/HandlerPath", "")
+    if handlerPath:
+        module, _, cls = handlerPath.partition(":")
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"cannot load the handler {handlerPath} of {name}: {exc}") from exc
     return _load(SERVICES, name)
 
 

@@ -1,0 +1,122 @@
+"""A real one-box instance served by a real server process on loopback HTTPS.
+
+The ``grid`` fixture creates an instance (CA, host certificate, CS), adds a test service and
+a second user, starts ``dirac-service`` in a subprocess and points this test process at it
+as a client (``DIRACSYSCONFIG``, ``X509_USER_PROXY``, ``X509_CERT_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from diraccfg import CFG
+
+from dirac.Core.Config import gConfig
+from dirac.Core.Config.ConfigurationData import setOption
+from dirac.Core.Security.CA import CertificateAuthority
+from dirac.Core.Security.X509 import X509Chain
+from dirac.Core.Tornado.Client import RPCClient
+from dirac.FrameworkSystem.Logic.Instance import Instance, initInstance
+
+HERE = Path(__file__).parent
+
+
+def freePort() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Grid:
+    """A running test instance and the credentials made for the tests."""
+
+    instance: Instance
+    port: int
+    process: subprocess.Popen
+    ca: CertificateAuthority
+    proxies: dict[str, Path] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"https://127.0.0.1:{self.port}/{service}"
+
+    def client(self, service: str = "Test/Dummy", proxy: str = "admin", **kwargs) -> RPCClient:
+        return RPCClient(service, proxyLocation=str(self.proxies[proxy]), useCertificates=False, **kwargs)
+
+    def makeProxy(self, name: str, dn: str, group: str | None, lifetime: int = 3600) -> Path:
+        """Issue a user certificate from the instance CA and a proxy of it."""
+        cert, key = self.ca.issueUserCertificate(dn)
+        path = self.instance.root / "user" / f"{name}.pem"
+        X509Chain.fromPEM(cert + key).generateProxy(lifetime, group=group).dumpToFile(str(path))
+        self.proxies[name] = path
+        return path
+
+
+def _prepareMaster(instance: Instance) -> None:
+    cfg = CFG().loadFromFile(str(instance.masterCFG))
+    setOption(cfg, "/Systems/Test/Services/Dummy/HandlerPath", "DummyHandler:DummyHandler")
+    setOption(cfg, "/Systems/Test/URLs/Dummy", cfg.getOption("/Systems/Configuration/URLs/Server").replace(
+        "Configuration/Server", "Test/Dummy"))
+    setOption(cfg, "/Registry/Users/bob/DN", "/O=DIRAC-Seed/OU=dirac/CN=bob")
+    setOption(cfg, "/Registry/Groups/dirac_user/Users", "admin, bob")
+    cfg.writeToFile(str(instance.masterCFG))
+
+
+def waitUntilAnswering(url: str, proxy: Path, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode}")
+        last = RPCClient(url, proxyLocation=str(proxy), useCertificates=False, timeout=2).ping()
+        if last["OK"]:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not answer: {last}")
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    root = tmp_path_factory.mktemp("grid")
+    port = freePort()
+    instance = initInstance(root / "instance", port=port)
+    _prepareMaster(instance)
+    log = open(root / "server.log", "wb")
+    env = {**os.environ, "PYTHONPATH": str(HERE), "DIRACSYSCONFIG": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_service", "Configuration/Server", "Test/Dummy",
+         "--cfg", str(instance.clientCFG), "--cfg", str(instance.serverCFG)],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    saved = {k: os.environ.get(k) for k in instance.environment()}
+    os.environ.update(instance.environment())
+    ca = CertificateAuthority(instance.caDir)
+    ca.load()
+    grid = Grid(instance, port, process, ca, proxies={"admin": instance.proxy})
+    try:
+        waitUntilAnswering(grid.url("Configuration/Server"), instance.proxy, process)
+        grid.makeProxy("user", "/O=DIRAC-Seed/OU=dirac/CN=admin", "dirac_user")
+        grid.makeProxy("bob", "/O=DIRAC-Seed/OU=dirac/CN=bob", "dirac_user")
+        yield grid
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        gConfig.reset()
+        if os.environ.get("DIRAC_TEST_SHOW_SERVER_LOG"):
+            print((root / "server.log").read_text())
