@@ -134,7 +134,8 @@ def _ensureMySQLDatabase(url: URL) -> None:
             raise
     finally:
         probe.dispose()
-    server = create_engine(url.set(database=None), poolclass=NullPool)
+    server = create_engine(URL.create(url.drivername, url.username, url.password, url.host, url.port, None, url.query),
+                           poolclass=NullPool)
     try:
         quoted = server.dialect.identifier_preparer.quote_identifier(url.database or "")
         with server.begin() as conn:
