@@ -54,7 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -100,9 +100,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def _describe(exc: SQLAlchemyError) -> str:
     """The driver's message and the statement, without SQLAlchemy's background links and parameters."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        text = f"{type(exc.orig).__name__}: {exc.orig}"
-    elif isinstance(exc, StatementError) and exc.orig is not None:
+    if isinstance(exc, StatementError) and exc.orig is not None:  # DBAPI and bind-parameter errors
         text = f"{type(exc.orig).__name__}: {exc.orig}"
     else:
         text = f"{type(exc).__name__}: {exc}"
