@@ -101,7 +101,11 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
     ca.load()
     grid = Grid(instance, port, process, ca, proxies={"admin": instance.proxy})
     try:
-        waitUntilAnswering(grid.url("Configuration/Server"), instance.proxy, process)
+        try:
+            waitUntilAnswering(grid.url("Configuration/Server"), instance.proxy, process)
+        except RuntimeError as exc:
+            log.flush()
+            raise RuntimeError(f"{exc}\n{(root / 'server.log').read_text()[-3000:]}") from None
         grid.makeProxy("user", "/O=DIRAC-Seed/OU=dirac/CN=admin", "dirac_user")
         grid.makeProxy("bob", "/O=DIRAC-Seed/OU=dirac/CN=bob", "dirac_user")
         yield grid

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
-from dirac.Core.Config import gConfig
-from dirac.Core.Config import Registry
+from dirac.Core.Config import Registry, gConfig
 
 
 def test_client_reads_the_registry_from_the_configuration_service(grid):

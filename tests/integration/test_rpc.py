@@ -202,15 +202,21 @@ def test_unreachable_service_gives_clear_error(grid):
     assert "cannot reach" in result["Message"]
 
 
-def test_connections_are_reused(grid):
-    client = grid.client()
-    for _ in range(5):
-        assert client.add(1, 1)["OK"]
-    from dirac.Core.Tornado import Client
+def test_connections_are_reused(grid, monkeypatch):
+    import urllib3.connectionpool
 
-    sessions = [s for key, s in Client._sessions.cache.items() if key[0] == str(grid.proxies["admin"])]
-    pools = [p for s in sessions for p in s.adapters["https://"].poolmanager.pools.values()]
-    assert sum(p.num_connections for p in pools) <= 2
+    opened = []
+    original = urllib3.connectionpool.HTTPSConnectionPool._new_conn
+
+    def counting(pool):
+        opened.append(pool.port)
+        return original(pool)
+
+    monkeypatch.setattr(urllib3.connectionpool.HTTPSConnectionPool, "_new_conn", counting)
+    client = grid.client(proxy="bob")
+    for _ in range(10):
+        assert client.add(1, 1)["OK"]
+    assert opened.count(grid.port) <= 1
 
 
 def _closedPort() -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dirac.ConfigurationSystem.Logic.MasterConfiguration import MasterConfiguration, compress, decompress
 from dirac.Core.Config import gConfig
+from dirac.Core.Config.PathFinder import getServiceSection
 from dirac.Core.Security import Properties
 from dirac.Core.Tornado.RequestHandler import AUTHENTICATED, RequestHandler, ServiceInfo
 from dirac.Core.Utilities.Exceptions import ConfigurationError
@@ -18,19 +19,27 @@ from dirac.Core.Utilities.Exceptions import ConfigurationError
 class ConfigurationHandler(RequestHandler):
     """The Configuration Service."""
 
-    master: MasterConfiguration
+    master: MasterConfiguration | None = None
+
+    @classmethod
+    def loadMaster(cls) -> MasterConfiguration:
+        """Load the master configuration and serve it to this process's gConfig (idempotent)."""
+        if getattr(cls, "master", None) is None:
+            section = getServiceSection("Configuration/Server")
+            path = gConfig.getValue(f"{section}/MasterCFG", "")
+            if not path:
+                instance = gConfig.getValue("/LocalInstallation/InstancePath", "")
+                if not instance:
+                    raise ConfigurationError(f"set {section}/MasterCFG to the master configuration file")
+                path = str(Path(instance) / "etc" / "cs" / "Master.cfg")
+            cls.master = MasterConfiguration(path, gConfig.getValue(f"{section}/HistoryDir", "") or None)
+            gConfig.useAsMaster(cls.master.cfg)
+            cls.log.info("Serving configuration version %s from %s", cls.master.version, path)
+        return cls.master
 
     @classmethod
     def initializeHandler(cls, serviceInfo: ServiceInfo) -> None:
-        path = serviceInfo.getOption("MasterCFG", "")
-        if not path:
-            instance = gConfig.getValue("/LocalInstallation/InstancePath", "")
-            if not instance:
-                raise ConfigurationError(f"set {serviceInfo.section}/MasterCFG to the master configuration file")
-            path = str(Path(instance) / "etc" / "cs" / "Master.cfg")
-        cls.master = MasterConfiguration(path, serviceInfo.getOption("HistoryDir", "") or None)
-        gConfig.useAsMaster(cls.master.cfg)
-        cls.log.info("Serving configuration version %s from %s", cls.master.version, path)
+        cls.loadMaster()
 
     auth_getVersion = [AUTHENTICATED]
 

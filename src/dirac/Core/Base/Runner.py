@@ -23,6 +23,9 @@ def runComponents(services: list[str], agents: list[str], port: int | None = Non
     """Host ``services`` on one HTTPS port and run ``agents``; returns the exit code."""
     from dirac.Core.Tornado.Server import TornadoServer
 
+    if "Configuration/Server" in services:
+        # The master configuration must be in gConfig before other components read their options.
+        Components.loadService("Configuration/Server").loadMaster()
     handlers = {name: Components.loadService(name) for name in services}
     agentClasses = {name: Components.loadAgent(name) for name in agents}
 

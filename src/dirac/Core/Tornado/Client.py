@@ -146,7 +146,7 @@ class RPCClient:
                 continue
             except OSError as exc:
                 return S_ERROR(errno.EIO, f"cannot read {inputFile}: {exc}")
-            if response.status_code >= 500 and response.status_code != 501:
+            if response.status_code in (502, 503, 504):  # a gateway or an overloaded instance: try another
                 errors.append(f"{url}: HTTP {response.status_code} {_message(response)}")
                 continue
             if outputFile is not None and response.status_code == 200 and \

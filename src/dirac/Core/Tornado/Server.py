@@ -24,7 +24,7 @@ from dirac.Core.Config import gConfig
 from dirac.Core.Security import Locations
 from dirac.Core.Tornado.Endpoint import RPCEndpoint
 from dirac.Core.Tornado.RequestHandler import RequestHandler, ServiceInfo
-from dirac.Core.Utilities.Exceptions import AuthenticationError, ConfigurationError
+from dirac.Core.Utilities.Exceptions import AuthenticationError, ConfigurationError, SecurityError
 from dirac.Core.Utilities.Logging import getLogger
 
 log = getLogger("Tornado.Server")
@@ -153,10 +153,10 @@ class TornadoServer:
         if cached and (now - cached[1]).total_seconds() < CREDENTIALS_TTL:
             chain, credDict = cached[0], cached[2]
         else:
-            sslobj = getattr(stream.socket, "_sslobj", None)
-            chain = peerChainFromSSLObject(sslobj) if sslobj is not None else None
-            if chain is None:
-                raise AuthenticationError("no client certificate or bearer token: the call is refused")
+            try:
+                chain = peerChainFromSSLObject(stream.socket)
+            except SecurityError:
+                raise AuthenticationError("no client certificate or bearer token: the call is refused") from None
             credDict = credentialsFromChain(chain)
             stream.diracCredentials = (chain, now, credDict)
         if chain.notAfter <= now:
