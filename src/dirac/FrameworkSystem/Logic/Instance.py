@@ -14,7 +14,6 @@ Layout of an instance directory::
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from dirac.Core.Base import Components
 from dirac.Core.Config.ConfigurationData import setOption
 from dirac.Core.Security import Properties
 from dirac.Core.Security.CA import CertificateAuthority
+from dirac.Core.Security.Keys import writePrivateFile
 from dirac.Core.Security.X509 import X509Chain
 from dirac.Core.Utilities.Exceptions import ConfigurationError
 
@@ -110,13 +110,6 @@ class Instance:
                 "X509_CERT_DIR": str(self.certificatesDir)}
 
 
-def _writePrivate(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data.encode() if isinstance(data, str) else data)
-
-
 def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo: str = "dirac",
                  admin: str = "admin", force: bool = False, proxyHours: int = 24 * 7) -> Instance:
     """Create an instance directory ready for ``dirac-server start``."""
@@ -134,10 +127,10 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
     altNames = sorted({"localhost", "127.0.0.1", host, socket.gethostname()})
     hostCert, hostKey = ca.issueHostCertificate(host if not host[0].isdigit() else "localhost", altNames=altNames)
     instance.hostCert.write_bytes(hostCert)
-    _writePrivate(instance.hostKey, hostKey)
+    writePrivateFile(instance.hostKey, hostKey)
     userCert, userKey = ca.issueUserCertificate(f"/O=DIRAC-Seed/OU={vo}/CN={admin}")
     instance.userCert.write_bytes(userCert)
-    _writePrivate(instance.userKey, userKey)
+    writePrivateFile(instance.userKey, userKey)
 
     adminGroup = f"{vo}_admin"
     chain = X509Chain.fromPEM(userCert + userKey)
