@@ -111,8 +111,14 @@ class X509Chain:
         keyPEM = extractPrivateKeyPEM(keyData)
         if keyPEM is None:
             raise SecurityError(f"no private key found in {keyPath}")
-        chain = cls.fromPEM(certData, source=str(certPath))
-        return cls(chain.certs, loadPrivateKey(keyPEM, passphrase, str(keyPath)))
+        certs = [X509Certificate.fromPEM(block) for block in _PEM_CERT.findall(certData)]
+        if not certs:
+            raise SecurityError(f"no certificate found in {certPath}")
+        key = loadPrivateKey(keyPEM, passphrase, str(keyPath))
+        leaf = next((c for c in certs if publicKeyMatches(c.publicKey, key)), None)
+        if leaf is None:
+            raise SecurityError(f"the private key in {keyPath} does not match the certificate in {certPath}")
+        return cls(_orderChain(leaf, [c for c in certs if c is not leaf]), key)
 
     @classmethod
     def fromCertificates(cls, certs: list[X509Certificate]) -> X509Chain:
@@ -266,7 +272,7 @@ class X509Chain:
             nextCert = self.certs[index + 1] if index + 1 < len(self.certs) else None
             if nextCert is None or nextCert.subjectRDNs != cert.issuerRDNs or cert.isSelfIssued:
                 raise SecurityError(f"unknown CA: the issuer {cert.issuerDN} of {cert.subjectDN} is not in {caDir}")
-            if not nextCert.isCA:
+            if not nextCert.isCA or nextCert.isProxy:
                 raise SecurityError(f"{nextCert.subjectDN} is not a CA, so it cannot issue {cert.subjectDN}")
             if not cert.isSignedBy(nextCert):
                 raise SecurityError(f"bad signature: {cert.subjectDN} was not signed by {nextCert.subjectDN}")
@@ -290,8 +296,8 @@ def _checkProxyStep(proxy: X509Certificate, issuer: X509Certificate | None) -> N
     if proxy.subjectRDNs[:-1] != issuer.subjectRDNs or not commonNameOnlyLast(proxy):
         raise SecurityError(f"proxy subject {proxy.subjectDN} does not extend its issuer's subject "
                             f"{issuer.subjectDN} by one CN")
-    if issuer.isCA:
-        raise SecurityError(f"the CA {issuer.subjectDN} cannot issue the proxy {proxy.subjectDN}")
+    if proxy.isCA or issuer.isCA:
+        raise SecurityError(f"proxy {proxy.subjectDN} claims to be or to be issued by a CA: proxies may not be CAs")
     if issuer.isLimitedProxy and not proxy.isLimitedProxy:
         raise SecurityError(f"limited proxy {issuer.subjectDN} cannot issue the full proxy {proxy.subjectDN}")
     if not proxy.isSignedBy(issuer):

@@ -14,7 +14,7 @@ from dirac.Core.Security import DER
 from dirac.Core.Security.CA import CertificateAuthority
 from dirac.Core.Security.Keys import generateRSAKey
 from dirac.Core.Security.X509 import OID_PPL_INHERIT_ALL, OID_PROXY_CERT_INFO, X509Certificate, X509Chain
-from dirac.Core.Security.X509Certificate import asn1Time, derExtension
+from dirac.Core.Security.X509Certificate import asn1Time, derExtension, newExtension
 
 USER_DN = "/O=DIRAC-Seed/CN=alice"
 HOST_DN = "/O=DIRAC-Seed/CN=server.example.org"
@@ -105,7 +105,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Grid:
 
 
 def craftProxy(issuer: X509Chain, *, subjectSuffix: str | None = None, language: str = OID_PPL_INHERIT_ALL,
-               signingKey: EVP.PKey | None = None, lifetime: int = 3600) -> X509Chain:
+               signingKey: EVP.PKey | None = None, lifetime: int = 3600, ca: bool = False) -> X509Chain:
     """A proxy built by hand, to break one rule that generateProxy always respects."""
     key = generateRSAKey(2048)
     cert = X509.X509()
@@ -121,6 +121,8 @@ def craftProxy(issuer: X509Chain, *, subjectSuffix: str | None = None, language:
     cert.set_pubkey(key)
     info = DER.encode(DER.SEQUENCE, DER.encode(DER.SEQUENCE, DER.encodeOID(language)))
     cert.add_ext(derExtension(OID_PROXY_CERT_INFO, info, critical=True))
+    if ca:
+        cert.add_ext(newExtension("basicConstraints", "CA:TRUE", critical=True))
     cert.sign(signingKey or issuer.key, "sha256")
     return X509Chain([X509Certificate(cert)] + issuer.certs, key)
 

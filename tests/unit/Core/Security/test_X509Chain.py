@@ -111,10 +111,14 @@ def test_chain_is_ordered_leaf_first_whatever_the_pem_order(grid):
     assert X509Chain.fromPEM(b"".join(c.toPEM() for c in proxy.certs)).hasKey is False
 
 
-def test_key_that_matches_no_certificate_is_refused(grid):
+def test_key_that_matches_no_certificate_is_refused(grid, tmp_path):
     other = grid.user.generateProxy(600)
     with pytest.raises(SecurityError, match="matches none"):
         X509Chain.fromPEM(grid.user.leaf.toPEM() + privateKeyToPEM(other.key))
+    certFile = tmp_path / "usercert.pem"
+    certFile.write_bytes(grid.user.leaf.toPEM())
+    with pytest.raises(SecurityError, match="does not match the certificate"):
+        X509Chain.fromCertAndKeyFiles(certFile, grid.hostKey)
 
 
 def test_encrypted_key_needs_the_right_passphrase(grid):
@@ -210,6 +214,13 @@ def test_verify_rejects_a_full_proxy_under_a_limited_one(grid, craft):
     assert not escalated.leaf.isLimitedProxy
     with pytest.raises(SecurityError, match="limited proxy .* cannot issue the full proxy"):
         escalated.verify(grid.caDir)
+
+
+def test_verify_rejects_a_proxy_that_claims_to_be_a_ca(grid, craft):
+    caProxy = craft.proxy(grid.user, ca=True)
+    assert caProxy.leaf.isCA and caProxy.leaf.isProxy
+    with pytest.raises(SecurityError, match="proxies may not be CAs"):
+        caProxy.verify(grid.caDir)
 
 
 def test_verify_rejects_a_proxy_without_its_issuer_in_the_chain(grid):
