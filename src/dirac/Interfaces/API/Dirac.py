@@ -1,0 +1,154 @@
+"""The ``Dirac`` API: submit and follow jobs from Python, with DIRAC's method names.
+
+    dirac = Dirac()
+    result = dirac.submitJob(job)            # S_OK(jobID), or S_OK([jobIDs]) for parametric jobs
+    dirac.getJobStatus(result["Value"])      # S_OK({jobID: {"Status": ..., "MinorStatus": ..., "Site": ...}})
+    dirac.getJobOutputSandbox(jobID)         # files land in ./<jobID>/
+
+Every method returns S_OK/S_ERROR; nothing raises for a failed call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
+
+from dirac.Core.Utilities.JEncode import strToIntDict
+from dirac.Core.Utilities.ReturnValues import S_ERROR, S_OK, DReturnType
+from dirac.Interfaces.API.Job import Job
+from dirac.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
+from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient, JobMonitoringClient
+
+SANDBOX_PREFIXES = ("LFN:", "SB:", "http://", "https://")
+
+
+def _jobIDs(jobID: int | str | Iterable[int | str]) -> list[int] | None:
+    values = [jobID] if isinstance(jobID, (int, str)) else list(jobID)
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+
+
+class Dirac:
+    """User-level access to the WMS."""
+
+    def __init__(self, **rpcOptions: Any):
+        self.rpcOptions = rpcOptions
+
+    def _manager(self) -> JobManagerClient:
+        return JobManagerClient(**self.rpcOptions)
+
+    def _monitoring(self) -> JobMonitoringClient:
+        return JobMonitoringClient(**self.rpcOptions)
+
+    # -- submission ---------------------------------------------------------------------------------
+    def submitJob(self, job: Job | str, mode: str = "wms") -> DReturnType[int | list[int]]:
+        """Submit a Job (or a JDL string): local input sandbox files are uploaded first."""
+        if mode.lower() != "wms":
+            return S_ERROR(f"submission mode {mode!r} is not supported: use 'wms'")
+        if isinstance(job, Job):
+            if job.errors:
+                return S_ERROR("the job description is invalid: " + "; ".join(job.errors))
+            jdl = job._toJDL()
+        else:
+            jdl = str(job)
+        prepared = self._uploadInputSandbox(jdl)
+        if not prepared["OK"]:
+            return prepared
+        return self._manager().submitJob(prepared["Value"])
+
+    def _uploadInputSandbox(self, jdl: str) -> DReturnType[str]:
+        classAd = ClassAd(jdl if jdl.strip().startswith("[") else f"[{jdl}]")
+        if not classAd.isOK():
+            return S_ERROR("the JDL cannot be parsed")
+        if not classAd.lookupAttribute("InputSandbox"):
+            return S_OK(classAd.asJDL())
+        entries = classAd.getListFromExpression("InputSandbox")
+        local = [e for e in entries if not e.startswith(SANDBOX_PREFIXES)]
+        if not local:
+            return S_OK(classAd.asJDL())
+        uploaded = SandboxStoreClient(**self.rpcOptions).uploadFilesAsSandbox(local)
+        if not uploaded["OK"]:
+            return uploaded
+        remote = [e for e in entries if e.startswith(SANDBOX_PREFIXES)]
+        classAd.insertAttributeVectorString("InputSandbox", remote + [uploaded["Value"]])
+        return S_OK(classAd.asJDL())
+
+    # -- control -------------------------------------------------------------------------------------
+    def _control(self, method: str, jobID: Any) -> DReturnType[Any]:
+        ids = _jobIDs(jobID)
+        if ids is None:
+            return S_ERROR(f"{jobID!r} is not a job ID or a list of job IDs")
+        return getattr(self._manager(), method)(ids)
+
+    def killJob(self, jobID: int | list[int]) -> DReturnType[Any]:
+        return self._control("killJob", jobID)
+
+    def deleteJob(self, jobID: int | list[int]) -> DReturnType[Any]:
+        return self._control("deleteJob", jobID)
+
+    def rescheduleJob(self, jobID: int | list[int]) -> DReturnType[Any]:
+        return self._control("rescheduleJob", jobID)
+
+    # -- monitoring -------------------------------------------------------------------------------------
+    def getJobStatus(self, jobID: int | list[int]) -> DReturnType[dict[int, dict[str, str]]]:
+        """{jobID: {'Status', 'MinorStatus', 'ApplicationStatus', 'Site'}} for each job."""
+        ids = _jobIDs(jobID)
+        if ids is None:
+            return S_ERROR(f"{jobID!r} is not a job ID or a list of job IDs")
+        result = self._monitoring().getJobsAttributes(ids, ["Status", "MinorStatus", "ApplicationStatus", "Site"])
+        if not result["OK"]:
+            return result
+        return S_OK(strToIntDict(result["Value"]))
+
+    def getJobAttributes(self, jobID: int) -> DReturnType[dict[str, Any]]:
+        return self._monitoring().getJobAttributes(int(jobID))
+
+    def getJobParameters(self, jobID: int) -> DReturnType[dict[str, Any]]:
+        result = self._monitoring().getJobParameters(int(jobID))
+        return S_OK(result["Value"].get(str(int(jobID)), {})) if result["OK"] else result
+
+    def getJobJDL(self, jobID: int, original: bool = False) -> DReturnType[str]:
+        return self._monitoring().getJobJDL(int(jobID), original)
+
+    def getJobLoggingInfo(self, jobID: int, printOutput: bool = False) -> DReturnType[list]:
+        """[(Status, MinorStatus, ApplicationStatus, DateTime, Source), ...] oldest first."""
+        result = self._monitoring().getJobLoggingInfo(int(jobID))
+        if result["OK"] and printOutput:
+            for row in result["Value"]:
+                print("  ".join(str(item) for item in row))
+        return result
+
+    def selectJobs(self, status: str | None = None, minorStatus: str | None = None,
+                   applicationStatus: str | None = None, site: str | None = None, owner: str | None = None,
+                   ownerGroup: str | None = None, jobGroup: str | None = None, date: str | None = None,
+                   printErrors: bool = True) -> DReturnType[list[str]]:
+        """IDs (as strings, like DIRAC) of the jobs matching every condition given."""
+        conditions = {"Status": status, "MinorStatus": minorStatus, "ApplicationStatus": applicationStatus,
+                      "Site": site, "Owner": owner, "OwnerGroup": ownerGroup, "JobGroup": jobGroup}
+        conditions = {k: v for k, v in conditions.items() if v}
+        return self._monitoring().getJobs(conditions, date or "")
+
+    def getJobSummary(self, jobID: int | list[int]) -> DReturnType[dict]:
+        ids = _jobIDs(jobID)
+        if ids is None:
+            return S_ERROR(f"{jobID!r} is not a job ID or a list of job IDs")
+        result = self._monitoring().getJobsAttributes(ids, [])
+        return S_OK(strToIntDict(result["Value"])) if result["OK"] else result
+
+    # -- output ----------------------------------------------------------------------------------------
+    def getJobOutputSandbox(self, jobID: int, outputDir: str | None = None, oversized: bool = True,
+                            noJobDir: bool = False) -> DReturnType[list[str]]:
+        """Download and unpack the output sandbox into <outputDir>/<jobID>/ (or outputDir)."""
+        base = Path(outputDir or os.getcwd())
+        destination = base if noJobDir else base / str(int(jobID))
+        return SandboxStoreClient(**self.rpcOptions).downloadSandboxForJob(int(jobID), "Output", destination)
+
+    def getInputSandbox(self, jobID: int, outputDir: str | None = None) -> DReturnType[list[str]]:
+        destination = Path(outputDir or os.getcwd()) / f"InputSandbox{int(jobID)}"
+        return SandboxStoreClient(**self.rpcOptions).downloadSandboxForJob(int(jobID), "Input", destination)
