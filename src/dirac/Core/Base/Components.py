@@ -47,28 +47,36 @@ def _load(group: str, name: str) -> Any:
     return points[name].load()
 
 
+def _fromCS(option: str, name: str) -> type | None:
+    """The class named by a ``module:Class`` CS option, or None when the option is unset."""
+    from dirac.Core.Config import gConfig
+
+    path = gConfig.getValue(option, "")
+    if not path:
+        return None
+    module, _, cls = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load {path} for {name}: {exc}") from exc
+
+
 def loadService(name: str) -> type:
     """The handler class of service 'System/Service'.
 
     A service section may name its handler with ``HandlerPath = package.module:Class``
     (services of extensions and tests that are not installed as entry points).
     """
-    from dirac.Core.Config import gConfig
     from dirac.Core.Config.PathFinder import getServiceSection
 
-    handlerPath = gConfig.getValue(f"{getServiceSection(name)}/HandlerPath", "")
-    if handlerPath:
-        module, _, cls = handlerPath.partition(":")
-        try:
-            return getattr(importlib.import_module(module), cls)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"cannot load the handler {handlerPath} of {name}: {exc}") from exc
-    return _load(SERVICES, name)
+    return _fromCS(f"{getServiceSection(name)}/HandlerPath", name) or _load(SERVICES, name)
 
 
 def loadAgent(name: str) -> type:
-    """The agent class of 'System/Agent'."""
-    return _load(AGENTS, name)
+    """The agent class of 'System/Agent', or the ``Module = package.module:Class`` of its section."""
+    from dirac.Core.Config.PathFinder import getAgentSection
+
+    return _fromCS(f"{getAgentSection(name)}/Module", name) or _load(AGENTS, name)
 
 
 def systemPackages() -> dict[str, str]:

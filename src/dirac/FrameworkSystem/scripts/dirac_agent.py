@@ -21,10 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     setupLogging("DEBUG" if args.debug else gConfig.getValue("/DIRAC/LogLevel", "INFO"))
     try:
         if args.once:
-            ok = True
+            failed = 0
             for name in args.agents:
-                ok = Components.loadAgent(name)(name).run(once=True) is not False and ok
-            return EXIT_OK if ok else EXIT_FAILED
+                agent = Components.loadAgent(name)(name)
+                agent.run(once=True)
+                failed += agent.failedCycles
+            return EXIT_OK if not failed else EXIT_FAILED
         return runComponents([], args.agents)
     except DiracError as exc:
         return script.fail(exc.message)
