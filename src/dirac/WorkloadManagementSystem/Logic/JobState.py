@@ -1,0 +1,152 @@
+"""The one place where job statuses change.
+
+Every change is checked against DIRACCommon's ``JobsStateMachine``, applied by
+``JobDB.transitionJobs`` (rows locked, ``UPDATE ... WHERE Status=<the status checked>``) and
+written to JobLoggingDB's LoggingInfo in the same call. An illegal change raises
+``IllegalTransition`` naming the job and ``from -> to``; nothing is changed then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
+from DIRACCommon.WorkloadManagementSystem.Client.JobStatus import JobsStateMachine
+
+from dirac.Core.Base.DB import utcnow
+from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.Core.Utilities.Logging import getLogger
+from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
+from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
+from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
+from dirac.WorkloadManagementSystem.Logic.Exceptions import (
+    IllegalTransition,
+    RescheduleLimitReached,
+    StatusConflict,
+)
+
+log = getLogger("WorkloadManagement/JobState")
+_STATES = JobsStateMachine(None).states
+RESCHEDULE_LIMIT_MINOR = "Maximum of reschedulings reached"
+
+
+def isLegalTransition(current: str, new: str) -> bool:
+    """Whether DIRAC's job state machine allows ``current -> new`` (staying put is always allowed)."""
+    if new not in _STATES:
+        raise InvalidArgument(f"{new!r} is not a job status (known: {', '.join(_STATES)})")
+    state = _STATES.get(current)
+    return current == new or (state is not None and new in state.stateMap)
+
+
+def _timestamps(row: dict[str, Any], new: str, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if new == JobStatus.RUNNING and row["StartExecTime"] is None:
+        values["StartExecTime"] = now
+    if new in JobStatus.JOB_FINAL_STATES and row["EndExecTime"] is None:
+        values["EndExecTime"] = now
+    return values
+
+
+def setJobsStatus(jobDB: JobDB, loggingDB: JobLoggingDB, jobIDs: Iterable[int], status: str | None = None,
+                  minorStatus: str | None = None, applicationStatus: str | None = None, source: str = "Unknown", *,
+                  expectedStatus: str | Iterable[str] | None = None, force: bool = False,
+                  date: datetime | None = None, extraAttributes: dict[str, Any] | None = None) -> dict[int, str]:
+    """Change status (and/or minor/application status) of jobs, all or none; {JobID: new status}.
+
+    ``expectedStatus`` refuses (StatusConflict) jobs not in that status; ``force`` skips the state
+    machine (administrators). ``extraAttributes`` are set in the same UPDATE (e.g. Site when matched).
+    """
+    if status == JobStatus.RESCHEDULED:
+        raise InvalidArgument("jobs are rescheduled with rescheduleJob, not by setting their status")
+    if status is not None and status not in _STATES:
+        raise InvalidArgument(f"{status!r} is not a job status (known: {', '.join(_STATES)})")
+    expected = {expectedStatus} if isinstance(expectedStatus, str) else set(expectedStatus or ())
+    now = utcnow()
+
+    def plan(rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        values: dict[int, dict[str, Any]] = {}
+        for jobID, row in rows.items():
+            current = row["Status"]
+            new = status or current
+            if expected and current not in expected:
+                raise StatusConflict(f"Job {jobID}: status is {current}, expected {' or '.join(sorted(expected))}")
+            if not force and not isLegalTransition(current, new):
+                raise IllegalTransition(f"Job {jobID}: illegal status transition {current} -> {new}")
+            values[jobID] = {"Status": new, "LastUpdateTime": now, **_timestamps(row, new, now),
+                             **(extraAttributes or {})}
+            if minorStatus is not None:
+                values[jobID]["MinorStatus"] = minorStatus[:128]
+            if applicationStatus is not None:
+                values[jobID]["ApplicationStatus"] = applicationStatus[:255]
+        return values
+
+    done = jobDB.transitionJobs(jobIDs, plan)
+    loggingDB.addLoggingRecords([
+        {"JobID": jobID, "Status": new["Status"], "MinorStatus": new.get("MinorStatus", old["MinorStatus"]),
+         "ApplicationStatus": new.get("ApplicationStatus", old["ApplicationStatus"]),
+         "StatusTime": date or now, "Source": source}
+        for jobID, (old, new) in sorted(done.items())])
+    for jobID, (old, new) in sorted(done.items()):
+        if old["Status"] != new["Status"]:
+            log.info("Job %s: %s -> %s (%s) by %s", jobID, old["Status"], new["Status"],
+                     new.get("MinorStatus", old["MinorStatus"]), source)
+    return {jobID: new["Status"] for jobID, (_, new) in done.items()}
+
+
+def setJobStatus(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, status: str | None = None,
+                 minorStatus: str | None = None, applicationStatus: str | None = None, source: str = "Unknown",
+                 **kwargs: Any) -> str:
+    """Change the status of one job (see setJobsStatus); its new status."""
+    return setJobsStatus(jobDB, loggingDB, [jobID], status, minorStatus, applicationStatus, source, **kwargs)[jobID]
+
+
+def rescheduleJobs(jobDB: JobDB, loggingDB: JobLoggingDB, jobIDs: Iterable[int], source: str = "JobManager",
+                   taskQueueDB: TaskQueueDB | None = None) -> dict[int, str]:
+    """Send jobs back to Received for a new attempt, or to Failed past MaxRescheduling; {JobID: new status}."""
+    limit = jobDB.maxRescheduling
+    now = utcnow()
+
+    def plan(rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        values: dict[int, dict[str, Any]] = {}
+        for jobID, row in rows.items():
+            if not isLegalTransition(row["Status"], JobStatus.RESCHEDULED):
+                raise IllegalTransition(f"Job {jobID}: illegal status transition {row['Status']} -> "
+                                        f"{JobStatus.RESCHEDULED}")
+            if row["RescheduleCounter"] >= limit:
+                values[jobID] = {"Status": JobStatus.FAILED, "MinorStatus": RESCHEDULE_LIMIT_MINOR,
+                                 "LastUpdateTime": now, **_timestamps(row, JobStatus.FAILED, now)}
+            else:
+                values[jobID] = {"Status": JobStatus.RECEIVED, "MinorStatus": "Job Rescheduled",
+                                 "ApplicationStatus": "Unknown", "RescheduleCounter": row["RescheduleCounter"] + 1,
+                                 "RescheduleTime": now, "LastUpdateTime": now, "StartExecTime": None,
+                                 "EndExecTime": None, "HeartBeatTime": None}
+        return values
+
+    done = jobDB.transitionJobs(jobIDs, plan)
+    records = []
+    for jobID, (old, new) in sorted(done.items()):
+        if new["Status"] == JobStatus.FAILED:
+            log.warning("Job %s: not rescheduled, %s (%d)", jobID, RESCHEDULE_LIMIT_MINOR, limit)
+        else:
+            records.append({"JobID": jobID, "Status": JobStatus.RESCHEDULED, "MinorStatus": "Job Rescheduled",
+                            "StatusTime": now, "Source": source})
+            log.info("Job %s: rescheduled (%d of %d)", jobID, new["RescheduleCounter"], limit)
+        records.append({"JobID": jobID, "Status": new["Status"], "MinorStatus": new["MinorStatus"],
+                        "ApplicationStatus": new.get("ApplicationStatus", old["ApplicationStatus"]),
+                        "StatusTime": now, "Source": source})
+        if taskQueueDB is not None and old["Status"] == JobStatus.WAITING:
+            taskQueueDB.deleteJob(jobID)
+    loggingDB.addLoggingRecords(records)
+    return {jobID: new["Status"] for jobID, (_, new) in done.items()}
+
+
+def rescheduleJob(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, source: str = "JobManager",
+                  taskQueueDB: TaskQueueDB | None = None) -> str:
+    """Reschedule one job; RescheduleLimitReached (job now Failed) past MaxRescheduling."""
+    status = rescheduleJobs(jobDB, loggingDB, [jobID], source, taskQueueDB)[jobID]
+    if status == JobStatus.FAILED:
+        raise RescheduleLimitReached(f"Job {jobID}: {RESCHEDULE_LIMIT_MINOR} ({jobDB.maxRescheduling}), "
+                                     "the job is now Failed")
+    return status
