@@ -47,6 +47,7 @@ NUMBER_RE = re.compile(rf"^{_NUMBER}$")
 LIST_RE = re.compile(rf"^\{{\s*(?:{_ITEM}(?:\s*,\s*{_ITEM})*)?\s*\}}$", re.S)
 BOOL_RE = re.compile(r"^(?:true|false)$", re.I)
 NAME_RE = re.compile(r"^[A-Za-z_][\w.]*$")
+PLACEHOLDER_RE = re.compile(r"%(?:\([\w.]+\))?[sn]")
 
 STRING_ATTRIBUTES = {"Executable", "Arguments", "StdOutput", "StdError", "JobType", "JobGroup", "JobName",
                      "LogLevel", "OutputPath", "GridCE", "InputDataPolicy", "Owner", "OwnerGroup",
@@ -97,8 +98,12 @@ def _checkValue(name: str, value: str) -> None:
         raise InvalidJDL(f"JDL attribute {name} has a value of unknown type: {value}")
 
 
-def parseJDL(jdl: str) -> ClassAd:
-    """The ClassAd of a JDL whose syntax and attribute types are all valid (InvalidJDL otherwise)."""
+def parseJDL(jdl: str, placeholders: bool = False) -> ClassAd:
+    """The ClassAd of a JDL whose syntax and attribute types are all valid (InvalidJDL otherwise).
+
+    With ``placeholders``, values holding parametric placeholders (%s, %n, %(name)s) are checked
+    only once expanded.
+    """
     if not isinstance(jdl, str) or not jdl.strip():
         raise InvalidJDL("the job description is empty")
     text = fixJDL(jdl.strip())
@@ -115,7 +120,9 @@ def parseJDL(jdl: str) -> ClassAd:
     for name in classAd.getAttributes():
         if not NAME_RE.match(name):
             raise InvalidJDL(f"malformed JDL: {name!r} is not an attribute name (missing ';'?)")
-        _checkValue(name, classAd.get_expression(name).strip())
+        value = classAd.get_expression(name).strip()
+        if not (placeholders and PLACEHOLDER_RE.search(value)):
+            _checkValue(name, value)
     return classAd
 
 
@@ -248,7 +255,7 @@ def prepareJob(jdl: str, owner: str, ownerGroup: str, vo: str, originalJDL: str 
 def prepareJobs(jdl: str, owner: str, ownerGroup: str, vo: str, maxJobs: int | None = None) -> list[JobDescription]:
     """Validate a JDL, expand it if parametric, and prepare every job; InvalidJDL on the first problem."""
     descriptions = []
-    for number, expanded in enumerate(expandParametricJDL(parseJDL(jdl), maxJobs)):
+    for number, expanded in enumerate(expandParametricJDL(parseJDL(jdl, placeholders=True), maxJobs)):
         try:
             descriptions.append(prepareJob(expanded, owner, ownerGroup, vo, originalJDL=jdl))
         except InvalidJDL as exc:
