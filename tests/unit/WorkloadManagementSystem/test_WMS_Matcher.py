@@ -1,0 +1,192 @@
+"""The matcher: one test per matching rule, fair share, priorities, and exactly-once under concurrency."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from dirac.Core.Config import gConfig
+from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.WorkloadManagementSystem.Logic.Exceptions import NoMatchFound
+from dirac.WorkloadManagementSystem.Logic.JobState import setJobStatus
+from dirac.WorkloadManagementSystem.Logic.Matcher import Matcher
+
+RESOURCE = {"Site": "LCG.CERN.ch", "GridCE": "ce1.cern.ch", "CPUTime": 86400, "NumberOfProcessors": 1,
+            "Platform": "x86_64-el9", "Tag": []}
+
+
+def _matcher(wms, seed: int = 1) -> Matcher:
+    return Matcher(wms.jobDB, wms.loggingDB, wms.tqDB, rng=random.Random(seed))
+
+
+def _matches(wms, resource: dict, **changes: object) -> bool:
+    """Whether a request from ``resource`` updated by ``changes`` gets a job."""
+    try:
+        _matcher(wms).requestJob({**resource, **changes})
+    except NoMatchFound:
+        return False
+    return True
+
+
+def test_matchedJobIsClaimedOnceLoggedAndItsQueueCleaned(wms, makeJDL) -> None:
+    [jobID] = wms.submitWaiting(makeJDL(JobName="one"))
+    match = _matcher(wms).requestJob(RESOURCE)
+    assert match["JobID"] == jobID and match["Owner"] == "alice" and "JobName = \"one\"" in match["JDL"]
+    assert wms.jobDB.getJobAttributes(jobID, ["Status", "MinorStatus", "Site"]) == {
+        "Status": "Matched", "MinorStatus": "Assigned", "Site": "LCG.CERN.ch"}
+    assert wms.loggingDB.getJobLoggingInfo(jobID)[-1]["Source"] == "Matcher"
+    assert wms.tqDB.retrieveTaskQueues() == {}
+    with pytest.raises(NoMatchFound, match="No match found for the resource at LCG.CERN.ch"):
+        _matcher(wms).requestJob(RESOURCE)
+
+
+def test_siteRestrictsWhereTheJobRuns(wms, makeJDL) -> None:
+    wms.submitWaiting(makeJDL(Site=["LCG.PIC.es", "LCG.RAL.uk"]))
+    assert not _matches(wms, RESOURCE)
+    assert _matches(wms, RESOURCE, Site="LCG.RAL.uk")
+
+
+def test_bannedSiteIsNeverMatched(wms, makeJDL) -> None:
+    wms.submitWaiting(makeJDL(BannedSites=["LCG.CERN.ch"]))
+    assert not _matches(wms, RESOURCE)
+    assert _matches(wms, RESOURCE, Site="LCG.PIC.es")
+
+
+def test_platformMustBeOfferedByTheResource(wms, makeJDL) -> None:
+    wms.submitWaiting(makeJDL(Platform="x86_64-el9"))
+    assert not _matches(wms, RESOURCE, Platform="x86_64-el8")
+    assert not _matches(wms, {key: value for key, value in RESOURCE.items() if key != "Platform"})
+    assert _matches(wms, RESOURCE, Platform=["x86_64-el8", "x86_64-el9"])
+
+
+def test_jobTagsMustAllBeOfferedByTheResource(wms, makeJDL) -> None:
+    wms.submitWaiting(makeJDL(Tags=["GPU", "Fast"]))
+    assert not _matches(wms, RESOURCE, Tag=["GPU"])
+    assert _matches(wms, RESOURCE, Tag=["Fast", "GPU", "Other"])
+
+
+def test_requiredTagsOfTheResourceMustBeAskedByTheJob(wms, makeJDL) -> None:
+    [plain] = wms.submitWaiting(makeJDL())
+    [gpu] = wms.submitWaiting(makeJDL(Tags=["GPU"]))
+    gpuOnly = {**RESOURCE, "Tag": ["GPU"], "RequiredTag": ["GPU"]}
+    assert _matcher(wms).requestJob(gpuOnly)["JobID"] == gpu
+    assert not _matches(wms, gpuOnly)
+    assert _matcher(wms).requestJob(RESOURCE)["JobID"] == plain
+
+
+def test_cpuTimeOfTheQueueMustFitTheResource(wms, makeJDL) -> None:
+    wms.submitWaiting(makeJDL(CPUTime=3000))  # queued in the 3600 s bucket
+    assert not _matches(wms, RESOURCE, CPUTime=3000)
+    assert _matches(wms, RESOURCE, CPUTime=3600)
+
+
+def test_processorsOfTheJobMustFitTheResource(wms, makeJDL) -> None:
+    [single] = wms.submitWaiting(makeJDL())
+    [multi] = wms.submitWaiting(makeJDL(NumberOfProcessors=4))
+    assert not _matches(wms, RESOURCE, NumberOfProcessors=2, OwnerGroup=["none"])
+    got = {_matcher(wms).requestJob({**RESOURCE, "NumberOfProcessors": 2})["JobID"]}
+    assert got == {single}
+    assert _matcher(wms).requestJob({**RESOURCE, "NumberOfProcessors": 8})["JobID"] == multi
+
+
+def test_ownerGroupAndVOLimitsOfTheResource(wms, makeJDL) -> None:
+    [user] = wms.submitWaiting(makeJDL())
+    [prod] = wms.submitWaiting(makeJDL(), owner="prodbot", group="dirac_prod")
+    assert _matcher(wms).requestJob({**RESOURCE, "OwnerGroup": "dirac_prod"})["JobID"] == prod
+    assert not _matches(wms, RESOURCE, OwnerGroup="dirac_prod")
+    assert not _matches(wms, RESOURCE, VO="lhcb")
+    assert _matcher(wms).requestJob({**RESOURCE, "VO": ["dirac"], "Owner": "alice"})["JobID"] == user
+
+
+def test_gridCEOfTheJobMustBeTheResources(wms, makeJDL) -> None:
+    wms.submitWaiting(makeJDL(GridCE="ce2.cern.ch"))
+    assert not _matches(wms, RESOURCE)
+    assert _matches(wms, RESOURCE, GridCE="ce2.cern.ch")
+
+
+def test_priorityOrdersJobsWithinATaskQueue(wms, makeJDL) -> None:
+    low = wms.submitWaiting(makeJDL(Priority=1))
+    high = wms.submitWaiting(makeJDL(Priority=5))
+    middle = wms.submitWaiting(makeJDL(Priority=3))
+    assert len(wms.tqDB.retrieveTaskQueues()) == 1
+    assert [_matcher(wms).requestJob(RESOURCE)["JobID"] for _ in range(3)] == high + middle + low
+
+
+def test_fairShareBetweenGroupsFollowsJobShare(wms, makeJDL) -> None:
+    gConfig.initialize(options={"/Registry/Groups/dirac_user/JobShare": "3",
+                                "/Registry/Groups/dirac_prod/JobShare": "1"}, fetchRemote=False)
+    wms.submitWaiting(makeJDL(Parameters=150))
+    wms.submitWaiting(makeJDL(Parameters=150), owner="prodbot", group="dirac_prod")
+    matcher = _matcher(wms, seed=7)
+    groups = Counter(matcher.requestJob(RESOURCE)["OwnerGroup"] for _ in range(160))
+    assert groups["dirac_user"] / 160 == pytest.approx(0.75, abs=0.08), groups
+
+
+def test_fairShareBetweenUsersOfAGroupFollowsTheirJobShare(wms, makeJDL) -> None:
+    gConfig.initialize(options={"/Registry/Users/bob/JobShare": "4"}, fetchRemote=False)
+    wms.submitWaiting(makeJDL(Parameters=150), owner="alice")
+    wms.submitWaiting(makeJDL(Parameters=150, CPUTime=600), owner="bob")
+    wms.submitWaiting(makeJDL(Parameters=150, CPUTime=60000), owner="bob")  # bob's share spans two queues
+    matcher = _matcher(wms, seed=3)
+    owners = Counter(matcher.requestJob(RESOURCE)["Owner"] for _ in range(160))
+    assert owners["bob"] / 160 == pytest.approx(0.8, abs=0.08), owners
+
+
+def test_jobNoLongerWaitingIsSkipped(wms, makeJDL) -> None:
+    killed, waiting = wms.submitWaiting(makeJDL(Parameters=2, Priority=2))
+    setJobStatus(wms.jobDB, wms.loggingDB, killed, "Killed", source="Test")
+    assert _matcher(wms).requestJob(RESOURCE)["JobID"] == waiting
+    assert wms.jobDB.getJobAttribute(killed, "Status") == "Killed"
+    assert not _matches(wms, RESOURCE)
+
+
+def test_badResourceDescriptionIsAClearError(wms) -> None:
+    with pytest.raises(InvalidArgument, match="lacks Site"):
+        _matcher(wms).requestJob({"CPUTime": 100})
+    with pytest.raises(InvalidArgument, match="must be integers"):
+        _matcher(wms).requestJob({"Site": "A", "CPUTime": "lots"})
+
+
+def test_concurrentRequestsMatchEveryJobExactlyOnce(wms, makeJDL, request) -> None:
+    perQueue = 50 if wms.jobDB.isMySQL else 10
+    jobIDs = []
+    for n, (owner, group) in enumerate([("alice", "dirac_user"), ("bob", "dirac_user"), ("carol", "dirac_user"),
+                                        ("prodbot", "dirac_prod")]):
+        for cpu in (300, 1000, 3000, 10000, 20000, 40000, 80000, 150000, 250000, 400000):
+            jobIDs += wms.submit(makeJDL(Parameters=perQueue, CPUTime=cpu, Priority=n), owner, group)
+    from dirac.WorkloadManagementSystem.Logic.JobSubmission import scheduleJobs
+    scheduleJobs(wms.jobDB, wms.loggingDB, wms.tqDB, jobIDs)
+    assert len(wms.tqDB.retrieveTaskQueues()) == 40
+    matched: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def pilot(seed: int) -> None:
+        matcher = _matcher(wms, seed)
+        try:
+            while True:
+                jobID = matcher.requestJob({**RESOURCE, "CPUTime": 500000})["JobID"]
+                with lock:
+                    matched.append(jobID)
+        except NoMatchFound:
+            return
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=pilot, args=(seed,)) for seed in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    assert len(matched) == len(set(matched)) == len(jobIDs), (len(matched), len(set(matched)), len(jobIDs))
+    assert sorted(matched) == sorted(jobIDs)
+    assert wms.jobDB.getCounters(["Status"]) == [({"Status": "Matched"}, len(jobIDs))]
+    assert wms.tqDB.retrieveTaskQueues() == {}
+    assert all([r["Status"] for r in wms.loggingDB.getJobLoggingInfo(j)].count("Matched") == 1 for j in jobIDs[::97])
+    request.node.user_properties.append(("matches_per_second", len(jobIDs) / (time.monotonic() - start)))
