@@ -13,6 +13,8 @@ from dirac.Core.Security.Keys import writePrivateFile
 from dirac.Core.Utilities.Exceptions import InvalidArgument
 
 _PROC = Path("/proc")
+# how long processes may take to vanish after SIGKILL (they may be in uninterruptible sleep)
+_KILL_TIMEOUT = 10.0
 
 
 def _readStat(pid: int | str) -> tuple[str, int, int] | None:
@@ -92,30 +94,36 @@ def _signalGroup(pgid: int, sig: signal.Signals, log: logging.Logger, label: str
         pass  # already gone
 
 
+def _waitForGroups(groups: dict[str, int], timeout: float, reap: bool) -> dict[str, int]:
+    """Wait up to ``timeout`` seconds for the process groups to vanish; return those still alive."""
+    deadline = time.monotonic() + timeout
+    remaining = dict(groups)
+    while remaining:
+        for label, pgid in list(remaining.items()):
+            if reap:
+                isProcessAlive(pgid)  # collects a finished leader that is our child
+            if not isGroupAlive(pgid):
+                del remaining[label]
+        if not remaining or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return remaining
+
+
 def terminateProcessGroups(groups: dict[str, int], grace: float, log: logging.Logger, reap: bool = True) -> None:
-    """SIGTERM each process group ({label: pgid}), then SIGKILL those still alive after ``grace`` seconds.
+    """SIGTERM each process group ({label: pgid}), SIGKILL those still alive after ``grace`` s, wait until gone.
 
     With ``reap`` the group leaders, when they are children of this process, are collected here;
     leave it False when a ``subprocess.Popen`` waits for them (it needs their exit status).
     """
     for label, pgid in groups.items():
         _signalGroup(pgid, signal.SIGTERM, log, label)
-    deadline = time.monotonic() + grace
-    remaining = dict(groups)
-    while remaining:
-        for label, pgid in list(remaining.items()):
-            if reap:
-                isProcessAlive(pgid)
-            if not isGroupAlive(pgid):
-                del remaining[label]
-        if not remaining or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
+    remaining = _waitForGroups(groups, grace, reap)
     for label, pgid in remaining.items():
         log.warning("%s: process group %d still alive %.1f s after SIGTERM, sending SIGKILL", label, pgid, grace)
         _signalGroup(pgid, signal.SIGKILL, log, label)
-        if reap:
-            isProcessAlive(pgid)
+    for label, pgid in _waitForGroups(remaining, _KILL_TIMEOUT, reap).items():
+        log.error("%s: process group %d still alive %.1f s after SIGKILL", label, pgid, _KILL_TIMEOUT)
 
 
 def readCredential(credential: str | bytes, what: str = "proxy") -> bytes:
