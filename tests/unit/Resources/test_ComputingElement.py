@@ -18,6 +18,7 @@ from dirac.Resources.Computing.ComputingElement import (
     UnknownJobReference,
     getComputingElement,
     splitReference,
+    splitStamp,
 )
 from dirac.Resources.Computing.PoolComputingElement import PoolComputingElement
 
@@ -90,10 +91,13 @@ def test_tokens_and_proxies_for_the_ce_itself(tmp_path: Path) -> None:
 
 
 def test_references() -> None:
-    assert splitReference("local://host.example.org/0123456789abcdef") == "0123456789abcdef"
+    assert splitReference("htcondorce://ce.example.org/1234.0") == "1234.0"
     assert splitReference("pool://h/0123456789abcdef:::0123456789abcdef") == "0123456789abcdef"
+    assert splitStamp("local://host.example.org/0123456789abcdef") == "0123456789abcdef"
     with pytest.raises(UnknownJobReference):
-        splitReference("local://host/../../etc")
+        splitStamp("local://host/../../etc")
+    with pytest.raises(UnknownJobReference):
+        splitReference("local://host/..")
     assert set(PILOT_FINAL_STATES) < set(PILOT_STATES)
 
 

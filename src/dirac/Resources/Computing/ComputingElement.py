@@ -13,6 +13,10 @@ Error convention: the public methods (``submitJob``, ``getJobStatus``, ``getJobO
 ``S_OK``/``S_ERROR`` like DIRAC's CE API. Plug-ins implement the ``_``-prefixed hooks, which
 return plain values and raise typed exceptions (``DiracError`` subclasses below); the base class
 turns those into ``S_ERROR`` with their DErrno code. Other exceptions are bugs and propagate.
+``getComputingElement`` (the factory) is not a CE method: it raises ``ConfigurationError``.
+
+Job statuses are DIRAC's pilot status names (``PILOT_STATES``); references look like
+``<scheme>://<host>/<id>``, e.g. ``local://box.example.org/5f0c...``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import functools
 import importlib
 import os
 import re
+import secrets
 import socket
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
@@ -66,7 +71,7 @@ PARAMETER_DEFAULTS: dict[str, Any] = {
     "KillGracePeriod": 10.0,
 }
 
-_REFERENCE = re.compile(r"^(?:(?P<scheme>[a-z0-9+.-]+)://(?P<host>[^/]*)/)?(?P<stamp>[0-9a-f]{8,64})$")
+_STAMP = re.compile(r"^[0-9a-f]{16}$")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -116,11 +121,24 @@ def edgeMethod(method: Callable[P, T]) -> Callable[P, DReturnType[T]]:
 
 
 def splitReference(reference: str) -> str:
-    """The stamp (the CE-local id) of a job reference 'scheme://host/<stamp>' (a ':::stamp' suffix is ignored)."""
-    match = _REFERENCE.match(reference.split(":::")[0])
-    if not match:
+    """The CE-local job id of a reference 'scheme://host/<id>' (a ':::stamp' suffix is ignored)."""
+    jobID = reference.split(":::")[0].rstrip("/").rsplit("/", 1)[-1]
+    if not jobID or jobID in (".", ".."):
         raise UnknownJobReference(f"malformed job reference {reference!r}")
-    return match["stamp"]
+    return jobID
+
+
+def newStamp() -> str:
+    """A fresh random pilot stamp (16 hex digits), the job id of the CEs that run local processes."""
+    return secrets.token_hex(8)
+
+
+def splitStamp(reference: str) -> str:
+    """The stamp of a reference issued with ``newStamp`` (UnknownJobReference for anything else, e.g. '../x')."""
+    stamp = splitReference(reference)
+    if not _STAMP.match(stamp):
+        raise UnknownJobReference(f"malformed job reference {reference!r}: no pilot stamp in it")
+    return stamp
 
 
 class ComputingElement:
@@ -206,7 +224,10 @@ class ComputingElement:
     def submitJob(
         self, executableFile: str, proxy: str | bytes | None = None, numberOfJobs: int = 1, **kwargs: Any
     ) -> DReturnType[list[str]]:
-        """Start ``numberOfJobs`` copies of ``executableFile``: S_OK([job reference, ...]) plus 'PilotStampDict'."""
+        """Start ``numberOfJobs`` copies of ``executableFile``: S_OK([job reference, ...]) plus 'PilotStampDict'.
+
+        ``proxy`` (PEM text or the path of a PEM file) is the credential given to the jobs.
+        """
         if not isinstance(numberOfJobs, int) or numberOfJobs < 1:
             return InvalidArgument(f"numberOfJobs must be a positive integer, not {numberOfJobs!r}").toSError()
         result = self._submitJob(executableFile, proxy, numberOfJobs, kwargs)

@@ -13,7 +13,6 @@ Exit codes are ``subprocess``'s: negative for a payload ended by a signal.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import subprocess
 import threading
@@ -36,7 +35,8 @@ from dirac.Resources.Computing.ComputingElement import (
     SubmissionError,
     UnknownJobReference,
     edgeMethod,
-    splitReference,
+    newStamp,
+    splitStamp,
 )
 from dirac.Resources.Computing.ProcessUtilities import removeFiles, terminateProcessGroups, writeCredentialFile
 
@@ -76,7 +76,7 @@ class InProcessComputingElement(ComputingElement):
         """Run the payload to its end: S_OK([reference]) with 'ExitCode' (and 'PayloadFailed' when not 0)."""
         result = super().submitJob(executableFile, proxy, numberOfJobs, **kwargs)
         if result["OK"]:
-            payload = self._payloads[splitReference(result["Value"][0])]
+            payload = self._payloads[splitStamp(result["Value"][0])]
             result["ExitCode"] = payload.exitCode
             if payload.exitCode:
                 result["PayloadFailed"] = payload.exitCode
@@ -110,7 +110,7 @@ class InProcessComputingElement(ComputingElement):
             executable.chmod(executable.stat().st_mode | stat.S_IXUSR)
         with self._lock:
             self._checkRoom(processors)
-            stamp = secrets.token_hex(8)
+            stamp = newStamp()
             reference = self.makeReference(stamp)
             env = {**os.environ, **(kwargs.get("environment") or {})}
             credentials = []
@@ -152,7 +152,7 @@ class InProcessComputingElement(ComputingElement):
         with self._lock:
             payload.exitCode = exitCode
             payload.status = ABORTED if payload.killed else DONE if exitCode == 0 and not timedOut else FAILED
-            self._uncollected.append(splitReference(payload.reference))
+            self._uncollected.append(splitStamp(payload.reference))
             self._lock.notify_all()
         self.log.info("%s: payload ended with exit code %d: %s", payload.reference, exitCode, payload.status)
 
@@ -166,7 +166,7 @@ class InProcessComputingElement(ComputingElement):
             return [payload.reference for payload in self._running()]
 
     def _payload(self, reference: str) -> Payload:
-        payload = self._payloads.get(splitReference(reference))
+        payload = self._payloads.get(splitStamp(reference))
         if payload is None:
             raise UnknownJobReference(f"{reference}: no such payload in CE {self.ceName}")
         return payload

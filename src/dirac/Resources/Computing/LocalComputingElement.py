@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -35,7 +34,8 @@ from dirac.Resources.Computing.ComputingElement import (
     NotEnoughSlots,
     SubmissionError,
     UnknownJobReference,
-    splitReference,
+    newStamp,
+    splitStamp,
 )
 from dirac.Resources.Computing.ProcessUtilities import (
     isProcessAlive,
@@ -101,7 +101,7 @@ class LocalComputingElement(ComputingElement):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _startPilot(self, executableFile: str, proxy: bytes | None, environment: Mapping[str, str]) -> str:
-        stamp = secrets.token_hex(8)
+        stamp = newStamp()
         reference = self.makeReference(stamp)
         pilotDir = self.workingDirectory / stamp
         pilotDir.mkdir(mode=0o700)
@@ -140,7 +140,7 @@ class LocalComputingElement(ComputingElement):
     # -- state on disk ------------------------------------------------------------------------------
     def _pilotDir(self, reference: str) -> Path:
         """The working directory of a pilot this CE started (UnknownJobReference otherwise)."""
-        pilotDir = self.workingDirectory / splitReference(reference)
+        pilotDir = self.workingDirectory / splitStamp(reference)
         if not (pilotDir / STATE_FILE).is_file():
             raise UnknownJobReference(f"{reference}: no such pilot in {self.workingDirectory}")
         return pilotDir
