@@ -156,6 +156,7 @@ class JobDB(DB):
         now = utcnow()
         jobIDs = []
         with self.transaction("insertNewJobs") as conn:
+            jdlRows, lfnRows = [], []
             for job in jobs:
                 attributes = dict(job["attributes"])
                 self._checkAttributes(attributes)
@@ -164,12 +165,14 @@ class JobDB(DB):
                 jobID = conn.execute(insert(self.jobs).values(attributes)).inserted_primary_key[0]
                 classAd = ClassAd(job["jdl"])
                 classAd.insertAttributeInt("JobID", jobID)
-                conn.execute(insert(self.jobJDLs).values(JobID=jobID, JDL=classAd.asJDL(),
-                                                         OriginalJDL=job.get("originalJDL", job["jdl"])))
-                lfns = sorted(set(job.get("inputData") or []))
-                if lfns:
-                    conn.execute(insert(self.inputData), [{"JobID": jobID, "LFN": lfn} for lfn in lfns])
+                jdlRows.append({"JobID": jobID, "JDL": classAd.asJDL(),
+                                "OriginalJDL": job.get("originalJDL", job["jdl"])})
+                lfnRows += [{"JobID": jobID, "LFN": lfn} for lfn in sorted(set(job.get("inputData") or []))]
                 jobIDs.append(jobID)
+            if jdlRows:
+                conn.execute(insert(self.jobJDLs), jdlRows)
+            if lfnRows:
+                conn.execute(insert(self.inputData), lfnRows)
         self.log.info("inserted %d job(s): %s", len(jobIDs), _idRange(jobIDs))
         return jobIDs
 
@@ -231,16 +234,19 @@ class JobDB(DB):
             missing = [jobID for jobID in ids if jobID not in current]
             if missing:
                 raise NotFound(f"Job(s) {', '.join(map(str, missing))} not found")
+            groups: dict[tuple[str, tuple[tuple[str, Any], ...]], list[int]] = {}
             for jobID, values in plan(current).items():
                 old = current[jobID]
-                changed = conn.execute(update(self.jobs).where(self.jobs.c.JobID == jobID,
-                                                               self.jobs.c.Status == old["Status"])
-                                       .values(values)).rowcount
-                if changed != 1:  # cannot happen while the row is locked; never write blindly anyway
-                    raise NotFound(f"Job {jobID} changed status under our feet (expected {old['Status']})")
+                groups.setdefault((old["Status"], tuple(sorted(values.items()))), []).append(jobID)
                 if values.get("RescheduleCounter", old["RescheduleCounter"]) > old["RescheduleCounter"]:
                     self._archiveParameters(conn, jobID, old["RescheduleCounter"])
                 done[jobID] = (old, values)
+            for (status, values), group in groups.items():  # one UPDATE per identical change
+                changed = conn.execute(update(self.jobs).where(self.jobs.c.JobID.in_(group),
+                                                               self.jobs.c.Status == status)
+                                       .values(dict(values))).rowcount
+                if changed != len(group):  # cannot happen while the rows are locked; never write blindly anyway
+                    raise NotFound(f"Job(s) {_idRange(group)} changed status under our feet (expected {status})")
         return done
 
     def _archiveParameters(self, conn: Connection, jobID: int, cycle: int) -> None:

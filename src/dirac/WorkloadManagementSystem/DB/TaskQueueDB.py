@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     Column,
     ColumnElement,
@@ -23,9 +24,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -120,6 +123,10 @@ class TaskQueueDB(DB):
         "GridCEs": _valueTable("tq_TQToGridCEs", metadata),
     }
 
+    def __init__(self, url: str | None = None, *, createTables: bool = True):
+        super().__init__(url, createTables=createTables)
+        self._matchQueries: dict[tuple[int, tuple[str, ...]], Select[Any]] = {}
+
     # -- filling ----------------------------------------------------------------------------------------------
     def _taskQueueID(self, conn: Connection, normalised: Mapping[str, Any], digest: str) -> int:
         """The TQId of these requirements, creating the task queue when missing."""
@@ -180,9 +187,35 @@ class TaskQueueDB(DB):
         table = self._values(key)
         return ~exists().where(table.c.TQId == self.taskQueues.c.TQId)
 
-    def _hasValueIn(self, key: str, values: Iterable[str]) -> ColumnElement[bool]:
+    def _hasValueIn(self, key: str, param: BindParameter[Any]) -> ColumnElement[bool]:
         table = self._values(key)
-        return exists().where(table.c.TQId == self.taskQueues.c.TQId, table.c.Value.in_(list(values)))
+        return exists().where(table.c.TQId == self.taskQueues.c.TQId, table.c.Value.in_(param))
+
+    def _matchQuery(self, requiredTags: int, limits: tuple[str, ...]) -> Select[Any]:
+        """The matching statement for this shape of resource (built once: building it costs more than running it)."""
+        key = (requiredTags, limits)
+        if key not in self._matchQueries:
+            tq, tags = self.taskQueues, self._values("Tags")
+
+            def many(name: str) -> BindParameter[Any]:
+                return bindparam(name, expanding=True)
+
+            conditions: list[ColumnElement[bool]] = [
+                tq.c.Enabled,
+                tq.c.CPUTime <= bindparam("cpuTime"),
+                tq.c.Processors <= bindparam("processors"),
+                exists().where(self.tqJobs.c.TQId == tq.c.TQId),
+                or_(self._noValues("Sites"), self._hasValueIn("Sites", many("site"))),
+                ~self._hasValueIn("BannedSites", many("site")),
+                or_(self._noValues("Platforms"), self._hasValueIn("Platforms", many("platforms"))),
+                or_(self._noValues("GridCEs"), self._hasValueIn("GridCEs", many("gridCE"))),
+                ~exists().where(tags.c.TQId == tq.c.TQId, tags.c.Value.not_in(many("tags"))),
+            ]
+            conditions += [self._hasValueIn("Tags", many(f"required{i}")) for i in range(requiredTags)]
+            conditions += [tq.c[name].in_(many(f"limit{name}")) for name in limits]
+            self._matchQueries[key] = (select(tq.c.TQId, tq.c.Owner, tq.c.OwnerGroup, tq.c.VO, tq.c.JobType,
+                                              tq.c.CPUTime).where(and_(*conditions)).order_by(tq.c.TQId))
+        return self._matchQueries[key]
 
     def matchingTaskQueues(self, resource: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Enabled, non-empty task queues whose requirements the resource satisfies.
@@ -190,38 +223,29 @@ class TaskQueueDB(DB):
         ``resource``: Site, CPUTime, NumberOfProcessors, Platforms (list), Tags (list),
         RequiredTags (list), GridCE, and optional limits Owner, OwnerGroup, VO, JobType (lists).
         """
-        tq, tags = self.taskQueues, self._values("Tags")
-        site = resource.get("Site") or ""
-        conditions: list[ColumnElement[bool]] = [
-            tq.c.Enabled,
-            tq.c.CPUTime <= int(resource.get("CPUTime") or 0),
-            tq.c.Processors <= int(resource.get("NumberOfProcessors") or 1),
-            exists().where(self.tqJobs.c.TQId == tq.c.TQId),
-            or_(self._noValues("Sites"), self._hasValueIn("Sites", [site])),
-            ~self._hasValueIn("BannedSites", [site]),
-            or_(self._noValues("Platforms"), self._hasValueIn("Platforms", resource.get("Platforms") or [])),
-            or_(self._noValues("GridCEs"), self._hasValueIn("GridCEs", [resource.get("GridCE") or ""])),
-            ~exists().where(tags.c.TQId == tq.c.TQId, tags.c.Value.not_in(list(resource.get("Tags") or []))),
-        ]
-        conditions += [self._hasValueIn("Tags", [tag]) for tag in resource.get("RequiredTags") or []]
-        for key in ("Owner", "OwnerGroup", "VO", "JobType"):
-            if resource.get(key):
-                conditions.append(tq.c[key].in_(list(resource[key])))
-        query = select(tq.c.TQId, tq.c.Owner, tq.c.OwnerGroup, tq.c.VO, tq.c.CPUTime).where(and_(*conditions))
+        required = list(resource.get("RequiredTags") or [])
+        limits = tuple(name for name in ("Owner", "OwnerGroup", "VO", "JobType") if resource.get(name))
+        params: dict[str, Any] = {
+            "cpuTime": int(resource.get("CPUTime") or 0), "processors": int(resource.get("NumberOfProcessors") or 1),
+            "site": [resource.get("Site") or ""], "platforms": list(resource.get("Platforms") or []),
+            "gridCE": [resource.get("GridCE") or ""], "tags": list(resource.get("Tags") or []),
+            **{f"required{i}": [tag] for i, tag in enumerate(required)},
+            **{f"limit{name}": list(resource[name]) for name in limits},
+        }
         with self.connection("matchingTaskQueues") as conn:
-            return [dict(row) for row in conn.execute(query.order_by(tq.c.TQId)).mappings()]
+            return [dict(row) for row in conn.execute(self._matchQuery(len(required), limits), params).mappings()]
 
-    def claimJob(self, tqID: int) -> tuple[int | None, bool]:
-        """Take the highest priority job out of a task queue: (JobID or None, whether jobs remain)."""
+    def claimJob(self, tqID: int) -> tuple[int | None, int, bool]:
+        """Take the highest priority job out of a task queue: (JobID or None, its priority, whether jobs remain)."""
         jobs = self.tqJobs
-        query = (select(jobs.c.JobId).where(jobs.c.TQId == tqID)
-                 .order_by(jobs.c.Priority.desc(), jobs.c.JobId).limit(2))
+        query = (select(jobs.c.JobId, jobs.c.Priority).where(jobs.c.TQId == tqID)
+                 .order_by(jobs.c.Priority.desc(), jobs.c.JobId).limit(1))
         with self.transaction("claimJob") as conn:
-            candidates = list(conn.scalars(self.selectForUpdateSkipLocked(query)))
-            for jobID in candidates:
-                if conn.execute(delete(jobs).where(jobs.c.JobId == jobID)).rowcount == 1:
-                    return int(jobID), len(candidates) > 1
-        return None, False
+            row = conn.execute(self.selectForUpdateSkipLocked(query)).first()
+            if row is None or conn.execute(delete(jobs).where(jobs.c.JobId == row.JobId)).rowcount != 1:
+                return None, 0, False
+            remaining = conn.scalar(select(jobs.c.JobId).where(jobs.c.TQId == tqID).limit(1)) is not None
+            return int(row.JobId), int(row.Priority), remaining
 
     def deleteTaskQueueIfEmpty(self, tqID: int) -> bool:
         """Remove a task queue that has no job left; True when it was removed."""

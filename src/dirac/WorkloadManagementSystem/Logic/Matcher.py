@@ -113,17 +113,18 @@ class Matcher:
         self.taskQueueDB = taskQueueDB
         self.rng = rng or random.Random()
 
-    def _claim(self, tqIDs: list[int]) -> int | None:
+    def _claim(self, tqIDs: list[int]) -> tuple[int, int, int] | None:
+        """(JobID, priority, TQId) of a job taken from the first of these task queues that has one."""
         for tqID in tqIDs:
             try:
-                jobID, remaining = self.taskQueueDB.claimJob(tqID)
+                jobID, priority, remaining = self.taskQueueDB.claimJob(tqID)
             except DatabaseError as exc:  # e.g. a deadlock: the claim was rolled back, try elsewhere
                 log.warning("claim in task queue %s failed, trying another: %s", tqID, exc)
                 continue
             if not remaining:
                 self.taskQueueDB.deleteTaskQueueIfEmpty(tqID)
             if jobID is not None:
-                return jobID
+                return jobID, priority, tqID
         return None
 
     def requestJob(self, resourceDescription: Mapping[str, Any], source: str = "Matcher") -> dict[str, Any]:
@@ -136,18 +137,19 @@ class Matcher:
             taskQueues = self.taskQueueDB.matchingTaskQueues(resource)
             if not taskQueues:
                 break
-            jobID = self._claim(weightedOrder(taskQueueShares(taskQueues), self.rng))
-            if jobID is None:
+            claimed = self._claim(weightedOrder(taskQueueShares(taskQueues), self.rng))
+            if claimed is None:
                 continue  # every candidate was taken by concurrent matchers: look again
+            jobID, priority, tqID = claimed
             try:
                 setJobStatus(self.jobDB, self.loggingDB, jobID, JobStatus.MATCHED, "Assigned", source=source,
                              expectedStatus=JobStatus.WAITING, extraAttributes={"Site": resource["Site"]})
             except (StatusConflict, NotFound) as exc:
                 log.warning("Job %s taken from its task queue but not matched: %s", jobID, exc)
                 continue
-            attributes = self.jobDB.getJobAttributes(jobID, ["Owner", "OwnerGroup", "VO", "JobType",
-                                                             "UserPriority"])
+            queue = next(tq for tq in taskQueues if tq["TQId"] == tqID)
             log.info("Job %s matched to %s at %s", jobID, resource.get("GridCE") or "a resource", resource["Site"])
-            return {"JobID": jobID, "JDL": self.jobDB.getJobJDL(jobID), **attributes}
+            return {"JobID": jobID, "JDL": self.jobDB.getJobJDL(jobID), "TaskQueueID": tqID, "UserPriority": priority,
+                    **{key: queue[key] for key in ("Owner", "OwnerGroup", "VO", "JobType")}}
         raise NoMatchFound(f"No match found for the resource at {resource['Site']} "
                            f"(CPUTime {resource['CPUTime']}, {resource['NumberOfProcessors']} processor(s))")
