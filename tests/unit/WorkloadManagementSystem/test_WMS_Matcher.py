@@ -87,7 +87,6 @@ def test_cpuTimeOfTheQueueMustFitTheResource(wms, makeJDL) -> None:
 def test_processorsOfTheJobMustFitTheResource(wms, makeJDL) -> None:
     [single] = wms.submitWaiting(makeJDL())
     [multi] = wms.submitWaiting(makeJDL(NumberOfProcessors=4))
-    assert not _matches(wms, RESOURCE, NumberOfProcessors=2, OwnerGroup=["none"])
     got = {_matcher(wms).requestJob({**RESOURCE, "NumberOfProcessors": 2})["JobID"]}
     assert got == {single}
     assert _matcher(wms).requestJob({**RESOURCE, "NumberOfProcessors": 8})["JobID"] == multi
