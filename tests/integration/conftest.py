@@ -1,13 +1,16 @@
 """A real one-box instance served by a real server process on loopback HTTPS.
 
 The ``grid`` fixture creates an instance (CA, host certificate, CS), adds a test service and
-a second user, starts ``dirac-service`` in a subprocess and points this test process at it
-as a client (``DIRACSYSCONFIG``, ``X509_USER_PROXY``, ``X509_CERT_DIR``).
+a second user, starts ``dirac-service`` with every installed service plus the test one in a
+subprocess and points this test process at it as a client (``DIRACSYSCONFIG``,
+``X509_USER_PROXY``, ``X509_CERT_DIR``). Databases are the instance's SQLite files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,7 +21,11 @@ from pathlib import Path
 
 import pytest
 from diraccfg import CFG
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
+from dirac.Core.Base import Components
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationData import setOption
 from dirac.Core.Security.CA import CertificateAuthority
@@ -27,6 +34,7 @@ from dirac.Core.Tornado.Client import RPCClient
 from dirac.FrameworkSystem.Logic.Instance import Instance, initInstance
 
 HERE = Path(__file__).parent
+MYSQL_SERVER_URL = os.environ.get("DIRAC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 
 def freePort() -> int:
@@ -83,26 +91,48 @@ def waitUntilAnswering(url: str, proxy: Path, process: subprocess.Popen, timeout
     raise RuntimeError(f"server did not answer: {last}")
 
 
-@pytest.fixture(scope="session")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
-    root = tmp_path_factory.mktemp("grid")
+@contextlib.contextmanager
+def environmentOf(instance: Instance) -> Iterator[None]:
+    """This process as a client of ``instance`` (its CS, proxy and CAs) for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in instance.environment()}
+    os.environ.update(instance.environment())
+    gConfig.reset()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        gConfig.reset()
+
+
+@contextlib.contextmanager
+def runningGrid(root: Path, databaseServer: str = "", databasePrefix: str = "") -> Iterator[Grid]:
+    """A started grid in ``root``; its databases on ``databaseServer`` (SQLite files when empty)."""
     port = freePort()
     instance = initInstance(root / "instance", port=port)
     _prepareMaster(instance)
+    if databaseServer:  # in the client's file too: tests open the grid's databases directly
+        cfg = CFG().loadFromFile(str(instance.clientCFG))
+        setOption(cfg, "/Systems/Databases/URL", databaseServer)
+        setOption(cfg, "/Systems/Databases/NamePrefix", databasePrefix)
+        cfg.writeToFile(str(instance.clientCFG))
     log = open(root / "server.log", "wb")
-    env = {**os.environ, "PYTHONPATH": str(HERE), "DIRACSYSCONFIG": ""}
+    env = {**os.environ, "PYTHONPATH": str(HERE), "DIRACSYSCONFIG": "", "X509_CERT_DIR": str(instance.certificatesDir)}
+    env.pop("X509_USER_PROXY", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_service", "Configuration/Server", "Test/Dummy",
+        [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_service", *Components.listServices(), "Test/Dummy",
          "--cfg", str(instance.clientCFG), "--cfg", str(instance.serverCFG)],
         stdout=log, stderr=subprocess.STDOUT, env=env)
-    saved = {k: os.environ.get(k) for k in instance.environment()}
-    os.environ.update(instance.environment())
     ca = CertificateAuthority(instance.caDir)
     ca.load()
     grid = Grid(instance, port, process, ca, proxies={"admin": instance.proxy})
     try:
         try:
-            waitUntilAnswering(grid.url("Configuration/Server"), instance.proxy, process)
+            with environmentOf(instance):
+                waitUntilAnswering(grid.url("Configuration/Server"), instance.proxy, process)
         except RuntimeError as exc:
             log.flush()
             raise RuntimeError(f"{exc}\n{(root / 'server.log').read_text()[-3000:]}") from None
@@ -116,11 +146,51 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        gConfig.reset()
         if os.environ.get("DIRAC_TEST_SHOW_SERVER_LOG"):
             print((root / "server.log").read_text())
+
+
+@pytest.fixture(scope="session")
+def sqliteGrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    """A grid on SQLite, started once for the session."""
+    with runningGrid(tmp_path_factory.mktemp("grid")) as started:
+        yield started
+
+
+@pytest.fixture
+def grid(sqliteGrid: Grid) -> Iterator[Grid]:
+    """The SQLite grid, with this process as its client during the test (and only then: later tests see no grid)."""
+    with environmentOf(sqliteGrid.instance):
+        yield sqliteGrid
+
+
+@pytest.fixture(scope="session")
+def mysqlGrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    """A grid whose databases are on MariaDB (fails, not skips, when CI=true and MariaDB is missing)."""
+    server = create_engine(MYSQL_SERVER_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    prefix = f"dirac_grid_{secrets.token_hex(4)}_"
+    try:
+        with server.connect():
+            pass
+    except OperationalError as exc:
+        message = f"MariaDB/MySQL not reachable at {MYSQL_SERVER_URL}: {exc.orig}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        with runningGrid(tmp_path_factory.mktemp("mysqlgrid"), MYSQL_SERVER_URL, prefix) as started:
+            yield started
+    finally:
+        with server.begin() as conn:
+            for (name,) in conn.exec_driver_sql("SHOW DATABASES").all():
+                if name.startswith(prefix):
+                    conn.exec_driver_sql(f"DROP DATABASE `{name}`")
+        server.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def anyGrid(request: pytest.FixtureRequest) -> Iterator[Grid]:
+    """The SQLite grid, then the MariaDB grid, with this process as its client during the test."""
+    started = request.getfixturevalue(f"{request.param}Grid")
+    with environmentOf(started.instance):
+        yield started

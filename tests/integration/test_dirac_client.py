@@ -173,24 +173,24 @@ def emptyCfg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def csCfg(grid, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def csCfg(sqliteGrid, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The one option a DIRAC client needs to use our Configuration Service."""
     path = tmp_path_factory.mktemp("dirac-client-cfg") / "dirac.cfg"
     path.write_text("DIRAC\n{\n  Configuration\n  {\n"
-                    f"    Servers = {grid.url('Configuration/Server')}\n  }}\n}}\n")
+                    f"    Servers = {sqliteGrid.url('Configuration/Server')}\n  }}\n}}\n")
     return path
 
 
 @pytest.fixture(scope="module")
-def direct(grid, diracVenv, emptyCfg, tmp_path_factory) -> dict:
+def direct(sqliteGrid, diracVenv, emptyCfg, tmp_path_factory) -> dict:
     """Calls by DIRAC's TornadoClient on full URLs, with only a proxy and a CA directory."""
-    return _runCalls("direct", grid, diracVenv, tmp_path_factory.mktemp("dirac-direct"), emptyCfg)
+    return _runCalls("direct", sqliteGrid, diracVenv, tmp_path_factory.mktemp("dirac-direct"), emptyCfg)
 
 
 @pytest.fixture(scope="module")
-def throughCS(grid, diracVenv, csCfg, tmp_path_factory) -> dict:
+def throughCS(sqliteGrid, diracVenv, csCfg, tmp_path_factory) -> dict:
     """DIRAC.initialize() on our Configuration Service, then calls resolved through it."""
-    return _runCalls("cs", grid, diracVenv, tmp_path_factory.mktemp("dirac-cs"), csCfg)
+    return _runCalls("cs", sqliteGrid, diracVenv, tmp_path_factory.mktemp("dirac-cs"), csCfg)
 
 
 def _noException(result: object) -> object:

@@ -12,22 +12,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
 from dirac.Core.Tornado.Client import RPCClient
 
+from .conftest import environmentOf
+
 ISSUER = "https://idp.test.invalid"
 
 
 @pytest.fixture(scope="module")
-def issuerKey(grid):
+def issuerKey(sqliteGrid):
     """A signing key whose public half the CS trusts, and bob registered with an IdP subject."""
     key = ec.generate_private_key(ec.SECP256R1())
-    publicFile = grid.instance.root / "idp-public.pem"
+    publicFile = sqliteGrid.instance.root / "idp-public.pem"
     publicFile.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
-    api = CSAPI(proxyLocation=str(grid.proxies["admin"]), useCertificates=False)
-    assert api.initialize()["OK"]
-    api.setOption("/DIRAC/Security/TokenIssuers/TestIdP/Issuer", ISSUER)
-    api.setOption("/DIRAC/Security/TokenIssuers/TestIdP/PublicKeyFile", str(publicFile))
-    api.setOption("/Registry/Users/bob/ID", "subject-of-bob")
-    assert api.commit()["OK"]
+    with environmentOf(sqliteGrid.instance):
+        api = CSAPI(proxyLocation=str(sqliteGrid.proxies["admin"]), useCertificates=False)
+        assert api.initialize()["OK"]
+        api.setOption("/DIRAC/Security/TokenIssuers/TestIdP/Issuer", ISSUER)
+        api.setOption("/DIRAC/Security/TokenIssuers/TestIdP/PublicKeyFile", str(publicFile))
+        api.setOption("/Registry/Users/bob/ID", "subject-of-bob")
+        assert api.commit()["OK"]
     return key
 
 

@@ -7,7 +7,9 @@ A database class names itself and declares its tables::
         metadata = MetaData()
         jobs = Table("Jobs", metadata, Column("JobID", Integer, primary_key=True), ...)
 
-The URL comes from the argument, else ``/Systems/<System>/Databases/<DB>/URL``, else
+The URL comes from the argument, else ``/Systems/<System>/Databases/<DB>/URL``, else the
+server every database shares, ``/Systems/Databases/URL`` (e.g. ``mysql+pymysql://dirac:pw@db``,
+the database being ``<NamePrefix><DB>`` with ``/Systems/Databases/NamePrefix``), else
 ``sqlite:///<InstancePath>/db/<DB>.sqlite``. Writes go through ``transaction()``, reads through
 ``connection()``; every SQLAlchemy error leaving either becomes a ``DatabaseError``.
 
@@ -63,6 +65,7 @@ from dirac.Core.Config.PathFinder import getDatabaseSection, splitComponent
 from dirac.Core.Utilities.Exceptions import ConfigurationError, DatabaseError
 from dirac.Core.Utilities.Logging import getLogger
 
+COMMON_SECTION = "/Systems/Databases"  # options shared by every database
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SCHEMA_LOCK_TIMEOUT_S = 60
 MYSQL_UNKNOWN_DATABASE = 1049
@@ -201,7 +204,11 @@ class DB:
             self.createTables()
 
     def defaultURL(self) -> str:
-        """``sqlite:///<InstancePath>/db/<DB>.sqlite`` (InstancePath defaults to ~/.dirac)."""
+        """The shared server's ``<URL>/<NamePrefix><DB>``, else ``sqlite:///<InstancePath>/db/<DB>.sqlite``."""
+        server = gConfig.getValue(f"{COMMON_SECTION}/URL", "")
+        if server:
+            name = gConfig.getValue(f"{COMMON_SECTION}/NamePrefix", "") + self.name
+            return make_url(server).set(database=name).render_as_string(hide_password=False)
         instance = gConfig.getValue("/LocalInstallation/InstancePath", "") or str(Path.home() / ".dirac")
         return f"sqlite:///{Path(instance).expanduser() / 'db' / self.name}.sqlite"
 

@@ -145,7 +145,8 @@ class RPCClient:
                 errors.append(f"{url}: {_rootCause(exc)}")
                 continue
             except OSError as exc:
-                return S_ERROR(errno.EIO, f"cannot read {inputFile}: {exc}")
+                what = f"cannot read {inputFile}" if inputFile is not None else f"cannot call {url}"
+                return S_ERROR(errno.EIO, f"{what}: {exc}")
             if response.status_code in (502, 503, 504):  # a gateway or an overloaded instance: try another
                 errors.append(f"{url}: HTTP {response.status_code} {_message(response)}")
                 continue

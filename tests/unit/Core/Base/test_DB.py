@@ -10,7 +10,21 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, func, inspect, select, text, update
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.pool import NullPool
 
 from dirac.Core.Base.DB import DB, UTCDateTime, disposeEngines, utcnow
 from dirac.Core.Config import gConfig
@@ -228,6 +242,23 @@ def test_url_defaultsToSQLiteUnderTheInstancePath(tmp_path: Path) -> None:
         assert (tmp_path / "instance" / "db" / "ExampleDB.sqlite").exists()
     finally:
         disposeEngines(db.url)
+
+
+@pytest.mark.mysql
+def test_url_comesFromTheSharedDatabaseServerWithThePrefixedName(mysql_url: str) -> None:
+    server, _, database = mysql_url.rpartition("/")
+    gConfig.initialize(options={"/Systems/Databases/URL": server, "/Systems/Databases/NamePrefix": f"{database}_"},
+                       fetchRemote=False)
+    db = ExampleDB()
+    try:
+        assert db.url == f"{server}/{database}_ExampleDB"
+        assert db.isMySQL
+        with db.connection() as conn:
+            assert conn.exec_driver_sql("SELECT DATABASE()").scalar() == f"{database}_ExampleDB"
+    finally:
+        disposeEngines(db.url)
+        with create_engine(server, poolclass=NullPool).begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}_ExampleDB`")
 
 
 def test_engine_isSharedByAllInstancesWithTheSameURL(sqlite_url: str) -> None:
