@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     delete,
     func,
     insert,
@@ -113,6 +114,16 @@ class JobDB(DB):
         Column("Name", String(100), nullable=False),
         Column("Value", Text, nullable=False),
         Column("HeartBeatTime", UTCDateTime, nullable=False),
+    )
+    jobCommands = Table(
+        "JobCommands", metadata,
+        Column("CommandID", Integer, primary_key=True, autoincrement=True),
+        Column("JobID", Integer, _cascade(), nullable=False, index=True),
+        Column("Command", String(100), nullable=False),
+        Column("Arguments", String(255), nullable=False, default=""),
+        Column("Status", String(64), nullable=False, default="Received"),
+        Column("ReceptionTime", UTCDateTime, nullable=False),
+        Column("ExecutionTime", UTCDateTime),
     )
 
     ATTRIBUTES = tuple(jobs.c.keys())
@@ -350,6 +361,25 @@ class JobDB(DB):
                                 .order_by(hb.c.HeartBeatID))
             return [(name, value, time) for name, value, time in rows]
 
+    # -- commands to running jobs ----------------------------------------------------------------------------------------
+    def setJobCommand(self, jobID: int, command: str, arguments: str = "") -> None:
+        """Queue a command (e.g. 'Kill') for the job's wrapper, delivered with its next heartbeat."""
+        with self.transaction("setJobCommand") as conn:
+            conn.execute(insert(self.jobCommands).values(JobID=jobID, Command=command, Arguments=arguments,
+                                                         ReceptionTime=utcnow()))
+
+    def popJobCommands(self, jobID: int) -> dict[str, str]:
+        """{command: arguments} of the job's undelivered commands, now marked Sent (each is delivered once)."""
+        jc = self.jobCommands
+        with self.transaction("popJobCommands") as conn:
+            rows = conn.execute(self.selectForUpdateSkipLocked(
+                select(jc.c.CommandID, jc.c.Command, jc.c.Arguments)
+                .where(jc.c.JobID == jobID, jc.c.Status == "Received").order_by(jc.c.CommandID))).all()
+            if rows:
+                conn.execute(update(jc).where(jc.c.CommandID.in_([row.CommandID for row in rows]))
+                             .values(Status="Sent", ExecutionTime=utcnow()))
+        return {row.Command: row.Arguments for row in rows}
+
     # -- selections --------------------------------------------------------------------------------------------------
     def selectJobs(self, condDict: Mapping[str, Any] | None = None, older: datetime | None = None,
                    newer: datetime | None = None, timeStamp: str = "LastUpdateTime",
@@ -399,7 +429,7 @@ class JobDB(DB):
         """Delete jobs and everything recorded about them; how many jobs were removed."""
         ids = [jobIDs] if isinstance(jobIDs, int) else list(jobIDs)
         with self.transaction("removeJobFromDB") as conn:
-            for table in (self.heartBeatLoggingInfo, self.inputData, self.atticJobParameters, self.jobParameters,
+            for table in (self.jobCommands, self.heartBeatLoggingInfo, self.inputData, self.atticJobParameters, self.jobParameters,
                           self.jobJDLs):
                 conn.execute(delete(table).where(table.c.JobID.in_(ids)))
             removed = conn.execute(delete(self.jobs).where(self.jobs.c.JobID.in_(ids))).rowcount
@@ -410,6 +440,105 @@ class JobDB(DB):
         """The JobIDs among ``jobIDs`` that exist."""
         with self.connection("jobsExist") as conn:
             return set(conn.scalars(select(self.jobs.c.JobID).where(self.jobs.c.JobID.in_(list(jobIDs)))))
+
+    # == for the WMS agents (StalledJobAgent, JobCleaningAgent) ========================================================
+    def selectJobsWithoutSignOfLife(self, statuses: Sequence[str], before: datetime, limit: int | None = None
+                                    ) -> list[int]:
+        """JobIDs in ``statuses`` whose HeartBeatTime, LastUpdateTime and StartExecTime are all unset or before ``before``."""
+        jobs = self.jobs
+        query = (select(jobs.c.JobID).where(jobs.c.Status.in_(list(statuses)),
+                                            *((jobs.c[name].is_(None) | (jobs.c[name] < before))
+                                              for name in ("HeartBeatTime", "LastUpdateTime", "StartExecTime")))
+                 .order_by(jobs.c.JobID))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.connection("selectJobsWithoutSignOfLife") as conn:
+            return list(conn.scalars(query))
+
+    def removeJobsInStatus(self, jobIDs: Iterable[int], status: str) -> list[int]:
+        """Delete the jobs among ``jobIDs`` still in ``status`` with all JobDB holds about them; the JobIDs removed.
+
+        One transaction per job, and jobs another transaction holds are skipped: cleaners running at
+        once never remove a job twice, nor deadlock on the rows of neighbouring jobs.
+        """
+        children = [table for table in reversed(self.metadata.sorted_tables)
+                    if table is not self.jobs and "JobID" in table.c]
+        removed = []
+        for jobID in sorted(set(jobIDs)):
+            with self._errors("removeJobsInStatus"), self.engine.connect() as conn:
+                if self.isMySQL:  # record locks only, no gap locks on the neighbours' rows
+                    conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    if conn.scalar(self.selectForUpdateSkipLocked(
+                            select(self.jobs.c.JobID).where(self.jobs.c.JobID == jobID,
+                                                            self.jobs.c.Status == status))) is None:
+                        continue
+                    for table in children:
+                        conn.execute(delete(table).where(table.c.JobID == jobID))
+                    conn.execute(delete(self.jobs).where(self.jobs.c.JobID == jobID))
+            removed.append(jobID)
+        return removed
+
+
+    # == for the Optimizers agent: claims by status, bulk reads and writes of a batch ===================================
+    def claimJobsForTransition(self, statuses: Mapping[str, datetime | None], limit: int, plan: TransitionPlan
+                               ) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+        """Lock up to ``limit`` jobs no one else holds, then apply ``plan`` as transitionJobs does: {JobID: (old, new)}.
+
+        ``statuses`` maps each status to claim from to a date its LastUpdateTime must be before (None:
+        any); they are searched in that order. Copies running at once never claim the same job. The
+        rows ``plan`` sees hold JobID, Status, MinorStatus, ApplicationStatus and LastUpdateTime.
+        """
+        jobs = self.jobs
+        columns = [jobs.c[name] for name in ("JobID", "Status", "MinorStatus", "ApplicationStatus", "LastUpdateTime")]
+        with self._errors("claimJobsForTransition"), self.engine.connect() as conn:
+            if self.isMySQL:  # record locks only: claimers scanning the Status index never deadlock on gap locks
+                conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                current: dict[int, dict[str, Any]] = {}
+                for status, before in statuses.items():
+                    if len(current) >= limit:
+                        break
+                    query = select(*columns).where(jobs.c.Status == status)
+                    if before is not None:
+                        query = query.where(jobs.c.LastUpdateTime < before)
+                    # the order of the (Status, Site) index: MySQL reads and locks only the rows it returns
+                    query = query.order_by(jobs.c.Site, jobs.c.JobID).limit(limit - len(current))
+                    current.update((row["JobID"], dict(row))
+                                   for row in conn.execute(self.selectForUpdateSkipLocked(query)).mappings())
+                done: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+                groups: dict[tuple[str, tuple[tuple[str, Any], ...]], list[int]] = {}
+                for jobID, values in plan(current).items():
+                    groups.setdefault((current[jobID]["Status"], tuple(sorted(values.items()))), []).append(jobID)
+                    done[jobID] = (current[jobID], values)
+                for (status, values), group in groups.items():  # one UPDATE per identical change
+                    conn.execute(update(jobs).where(jobs.c.JobID.in_(group), jobs.c.Status == status)
+                                 .values(dict(values)))
+        return done
+
+    def getJobsInputData(self, jobIDs: Iterable[int]) -> dict[int, list[str]]:
+        """{JobID: LFNs it reads} for the jobs among ``jobIDs`` that have input data."""
+        result: dict[int, list[str]] = {}
+        with self.connection("getJobsInputData") as conn:
+            for jobID, lfn in conn.execute(select(self.inputData.c.JobID, self.inputData.c.LFN)
+                                           .where(self.inputData.c.JobID.in_(list(jobIDs)))
+                                           .order_by(self.inputData.c.JobID, self.inputData.c.LFN)):
+                result.setdefault(jobID, []).append(lfn)
+        return result
+
+    def setJobJDLs(self, jdls: Mapping[int, str], perStatement: int = 500) -> int:
+        """Replace the processed JDL of several jobs in one transaction; how many were replaced."""
+        if not jdls:
+            return 0
+        table = self.jobJDLs
+        items = sorted(jdls.items())
+        replaced = 0
+        with self.transaction("setJobJDLs") as conn:
+            for start in range(0, len(items), perStatement):  # one statement per chunk, not per job
+                chunk = dict(items[start:start + perStatement])
+                replaced += conn.execute(update(table).where(table.c.JobID.in_(list(chunk)))
+                                         .values(JDL=case(chunk, value=table.c.JobID))).rowcount
+        return replaced
 
 
 def _idRange(jobIDs: Sequence[int]) -> str:

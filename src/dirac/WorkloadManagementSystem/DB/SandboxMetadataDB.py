@@ -2,11 +2,17 @@
 
 Sandboxes are named by their storage element and path (SEName, SEPFN); entities that use
 them are strings such as ``Job:123``, with a type ``Input`` or ``Output``.
+
+The file and its row change together: ``registerAndGetSandbox`` runs the caller's ``store``
+step (the atomic rename of the file into place) while it holds the sandbox row, and the
+cleaning methods run their ``remove`` step while they hold it too, so a sandbox being
+re-uploaded and the same sandbox being cleaned never interleave: a committed row always
+has its file. On MariaDB the row is locked; on SQLite every write transaction is serial.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +20,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +32,7 @@ from sqlalchemy import (
     delete,
     exists,
     select,
+    tuple_,
     update,
 )
 
@@ -31,6 +40,9 @@ from dirac.Core.Base.DB import DB, UTCDateTime, utcnow
 from dirac.Core.Utilities.Exceptions import AuthorizationError, InvalidArgument, NotFound
 
 SANDBOX_TYPES = ("Input", "Output")
+
+#: Called with (SEName, SEPFN) while the sandbox row is held; raising aborts and keeps the row.
+SandboxFileStep = Callable[[str, str], Any]
 
 
 class SandboxMetadataDB(DB):
@@ -54,6 +66,7 @@ class SandboxMetadataDB(DB):
         Column("SEName", String(64), nullable=False),
         Column("SEPFN", String(512), nullable=False),
         Column("Bytes", BigInteger, nullable=False, default=0),
+        Column("Checksum", String(64), nullable=False, default=""),  # SHA-256, hex
         Column("RegistrationTime", UTCDateTime, nullable=False),
         Column("LastAccessTime", UTCDateTime, nullable=False),
         Column("Assigned", Boolean, nullable=False, default=False),
@@ -68,54 +81,83 @@ class SandboxMetadataDB(DB):
         Index("ix_sb_EntityMapping_EntityId", "EntityId"),
     )
 
-    def _ownerID(self, conn: Any, owner: str, ownerGroup: str, vo: str) -> int:
+    # -- registration -----------------------------------------------------------------------------
+    def _ownerID(self, conn: Connection, owner: str, ownerGroup: str, vo: str) -> int:
         conn.execute(self.insertIgnore(self.owners).values(Owner=owner, OwnerGroup=ownerGroup, VO=vo))
         return int(conn.scalar(select(self.owners.c.OwnerId).where(
             self.owners.c.Owner == owner, self.owners.c.OwnerGroup == ownerGroup, self.owners.c.VO == vo)))
 
     def registerAndGetSandbox(self, owner: str, ownerGroup: str, vo: str, seName: str, sePFN: str,
-                              size: int = 0) -> tuple[int, bool]:
-        """Register a sandbox file (or find it): (SBId, True when newly registered)."""
+                              size: int = 0, checksum: str = "", store: Callable[[], Any] | None = None
+                              ) -> tuple[int, bool]:
+        """Register a sandbox file (or find it and note the access): (SBId, True when newly registered).
+
+        ``store`` runs inside the transaction once the row is held (it puts the file in place);
+        if it raises, nothing is registered.
+        """
         sb = self.sandboxes
         now = utcnow()
         with self.transaction("registerAndGetSandbox") as conn:
             ownerID = self._ownerID(conn, owner, ownerGroup, vo)
-            new = conn.execute(self.insertIgnore(sb).values(
-                OwnerId=ownerID, SEName=seName, SEPFN=sePFN, Bytes=size, RegistrationTime=now,
-                LastAccessTime=now)).rowcount == 1
-            row = conn.execute(select(sb.c.SBId, sb.c.OwnerId).where(sb.c.SEName == seName, sb.c.SEPFN == sePFN)
-                               ).one()
+            # one statement that inserts or bumps takes the row's write lock at once (no shared->exclusive upgrade)
+            conn.execute(self.upsert(sb, {"OwnerId": ownerID, "SEName": seName, "SEPFN": sePFN, "Bytes": size,
+                                          "Checksum": checksum, "RegistrationTime": now, "LastAccessTime": now,
+                                          "Assigned": False}, ["LastAccessTime"]))
+            row = conn.execute(select(sb.c.SBId, sb.c.OwnerId, sb.c.RegistrationTime)
+                               .where(sb.c.SEName == seName, sb.c.SEPFN == sePFN)).one()
             if row.OwnerId != ownerID:
                 raise AuthorizationError(f"sandbox {seName}:{sePFN} belongs to another owner")
-            if not new:
-                conn.execute(update(sb).where(sb.c.SBId == row.SBId).values(LastAccessTime=now))
-            return int(row.SBId), new
+            if store is not None:
+                store()
+            return int(row.SBId), row.RegistrationTime == now
 
     def accessedSandboxById(self, sbID: int) -> None:
-        """Note that a sandbox was just read."""
+        """Note that a sandbox was just read (NotFound when it is gone)."""
         with self.transaction("accessedSandboxById") as conn:
-            conn.execute(update(self.sandboxes).where(self.sandboxes.c.SBId == sbID).values(LastAccessTime=utcnow()))
+            changed = conn.execute(update(self.sandboxes).where(self.sandboxes.c.SBId == sbID)
+                                   .values(LastAccessTime=utcnow())).rowcount
+        if changed != 1:
+            raise NotFound(f"sandbox {sbID} is not registered (any more)")
 
+    # -- lookups -------------------------------------------------------------------------------------
     def getSandboxId(self, seName: str, sePFN: str) -> int:
         """The SBId of a sandbox file (NotFound when unknown)."""
-        sb = self.sandboxes
-        with self.connection("getSandboxId") as conn:
-            sbID = conn.scalar(select(sb.c.SBId).where(sb.c.SEName == seName, sb.c.SEPFN == sePFN))
-        if sbID is None:
+        return int(self.getSandbox(seName, sePFN)["SBId"])
+
+    def getSandbox(self, seName: str, sePFN: str) -> dict[str, Any]:
+        """{SBId, SEName, SEPFN, Owner, OwnerGroup, VO, Bytes, Checksum, RegistrationTime, LastAccessTime,
+        Assigned} of a sandbox file (NotFound when unknown)."""
+        found = self.getSandboxes([(seName, sePFN)])
+        if (seName, sePFN) not in found:
             raise NotFound(f"sandbox {seName}:{sePFN} is not registered")
-        return int(sbID)
+        return found[(seName, sePFN)]
+
+    def getSandboxes(self, locations: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """{(SEName, SEPFN): sandbox as in getSandbox} of the registered ones among ``locations``."""
+        sb, owners = self.sandboxes, self.owners
+        wanted = list(dict.fromkeys(locations))
+        if not wanted:
+            return {}
+        query = (select(sb.c.SBId, sb.c.SEName, sb.c.SEPFN, owners.c.Owner, owners.c.OwnerGroup, owners.c.VO,
+                        sb.c.Bytes, sb.c.Checksum, sb.c.RegistrationTime, sb.c.LastAccessTime, sb.c.Assigned)
+                 .join(owners, owners.c.OwnerId == sb.c.OwnerId)
+                 .where(tuple_(sb.c.SEName, sb.c.SEPFN).in_(wanted)))
+        with self.connection("getSandboxes") as conn:
+            return {(row["SEName"], row["SEPFN"]): dict(row) for row in conn.execute(query).mappings()}
 
     def getSandboxOwner(self, seName: str, sePFN: str) -> dict[str, str]:
         """{Owner, OwnerGroup, VO} of a sandbox file."""
-        sb, owners = self.sandboxes, self.owners
-        with self.connection("getSandboxOwner") as conn:
-            row = conn.execute(select(owners.c.Owner, owners.c.OwnerGroup, owners.c.VO)
-                               .join(sb, sb.c.OwnerId == owners.c.OwnerId)
-                               .where(sb.c.SEName == seName, sb.c.SEPFN == sePFN)).mappings().first()
-        if row is None:
-            raise NotFound(f"sandbox {seName}:{sePFN} is not registered")
-        return dict(row)
+        sandbox = self.getSandbox(seName, sePFN)
+        return {key: sandbox[key] for key in ("Owner", "OwnerGroup", "VO")}
 
+    def getEntitiesOfSandbox(self, sbID: int) -> list[tuple[str, str]]:
+        """[(EntityId, Type)] of the entities (e.g. 'Job:12') a sandbox is assigned to."""
+        em = self.entityMapping
+        with self.connection("getEntitiesOfSandbox") as conn:
+            return [(row.EntityId, row.Type) for row in conn.execute(
+                select(em.c.EntityId, em.c.Type).where(em.c.SBId == sbID).order_by(em.c.EntityId, em.c.Type))]
+
+    # -- assignment ------------------------------------------------------------------------------------
     def assignSandboxesToEntities(self, entities: Mapping[str, Sequence[tuple[int, str]]]) -> int:
         """Link sandboxes to entities: {EntityId: [(SBId, 'Input'|'Output')]}; how many links are new."""
         rows = []
@@ -126,13 +168,16 @@ class SandboxMetadataDB(DB):
                 rows.append({"SBId": int(sbID), "EntityId": entityID, "Type": sbType})
         if not rows:
             return 0
+        sb = self.sandboxes
         with self.transaction("assignSandboxesToEntities") as conn:
-            sbIDs = {row["SBId"] for row in rows}
-            known = set(conn.scalars(select(self.sandboxes.c.SBId).where(self.sandboxes.c.SBId.in_(sbIDs))))
-            if sbIDs - known:
-                raise NotFound(f"sandbox(es) {sorted(sbIDs - known)} are not registered")
+            sbIDs = sorted({row["SBId"] for row in rows})
+            query = select(sb.c.SBId).where(sb.c.SBId.in_(sbIDs)).order_by(sb.c.SBId)
+            # held until commit: a cleaner deleting one of them either finished before (NotFound) or waits
+            known = set(conn.scalars(query.with_for_update() if self.isMySQL else query))
+            if set(sbIDs) - known:
+                raise NotFound(f"sandbox(es) {sorted(set(sbIDs) - known)} are not registered")
             added = sum(conn.execute(self.insertIgnore(self.entityMapping).values(row)).rowcount for row in rows)
-            conn.execute(update(self.sandboxes).where(self.sandboxes.c.SBId.in_(sbIDs)).values(Assigned=True))
+            conn.execute(update(sb).where(sb.c.SBId.in_(sbIDs)).values(Assigned=True))
         return added
 
     def getSandboxesAssignedToEntity(self, entityID: str, sbType: str | None = None) -> list[dict[str, Any]]:
@@ -148,20 +193,84 @@ class SandboxMetadataDB(DB):
     def unassignEntities(self, entityIDs: Iterable[str]) -> int:
         """Drop the links of entities (e.g. deleted jobs); sandboxes left unused become unassigned."""
         sb, em = self.sandboxes, self.entityMapping
+        ids = list(entityIDs)
+        if not ids:
+            return 0
         with self.transaction("unassignEntities") as conn:
-            removed = conn.execute(delete(em).where(em.c.EntityId.in_(list(entityIDs)))).rowcount
+            removed = conn.execute(delete(em).where(em.c.EntityId.in_(ids))).rowcount
             conn.execute(update(sb).where(sb.c.Assigned, ~exists().where(em.c.SBId == sb.c.SBId))
                          .values(Assigned=False))
         return removed
 
-    def getUnusedSandboxes(self, olderThan: datetime) -> list[dict[str, Any]]:
-        """[{SBId, SEName, SEPFN}] of unassigned sandboxes not accessed since ``olderThan``."""
+    # -- cleaning -----------------------------------------------------------------------------------------
+    def _unused(self, olderThan: datetime) -> list[ColumnElement[bool]]:
+        sb, em = self.sandboxes, self.entityMapping
+        return [~sb.c.Assigned, sb.c.LastAccessTime < olderThan, ~exists().where(em.c.SBId == sb.c.SBId)]
+
+    def getUnusedSandboxes(self, olderThan: datetime, seName: str | None = None, limit: int | None = None,
+                           afterSBId: int = 0) -> list[dict[str, Any]]:
+        """[{SBId, SEName, SEPFN}] of unassigned sandboxes not accessed since ``olderThan``, by SBId."""
         sb = self.sandboxes
-        query = select(sb.c.SBId, sb.c.SEName, sb.c.SEPFN).where(~sb.c.Assigned, sb.c.LastAccessTime < olderThan)
+        query = select(sb.c.SBId, sb.c.SEName, sb.c.SEPFN).where(*self._unused(olderThan), sb.c.SBId > afterSBId)
+        if seName is not None:
+            query = query.where(sb.c.SEName == seName)
+        query = query.order_by(sb.c.SBId)
+        if limit is not None:
+            query = query.limit(limit)
         with self.connection("getUnusedSandboxes") as conn:
-            return [dict(row) for row in conn.execute(query.order_by(sb.c.SBId)).mappings()]
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def getSandboxLocations(self, seName: str | None = None, limit: int | None = None, afterSBId: int = 0
+                            ) -> list[dict[str, Any]]:
+        """[{SBId, SEName, SEPFN}] of every registered sandbox (of one SE), by SBId, a page at a time."""
+        sb = self.sandboxes
+        query = select(sb.c.SBId, sb.c.SEName, sb.c.SEPFN).where(sb.c.SBId > afterSBId)
+        if seName is not None:
+            query = query.where(sb.c.SEName == seName)
+        query = query.order_by(sb.c.SBId)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.connection("getSandboxLocations") as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def _deleteHeld(self, operation: str, sbID: int, conditions: Sequence[ColumnElement[bool]],
+                    step: Callable[[str, str], bool]) -> bool:
+        """Hold sandbox ``sbID`` if it still meets ``conditions`` (skipping it when another process holds it),
+        run ``step(SEName, SEPFN)`` and delete the row when the step answers True."""
+        sb = self.sandboxes
+        with self.transaction(operation) as conn:
+            location = conn.execute(select(sb.c.SEName, sb.c.SEPFN).where(sb.c.SBId == sbID)).first()
+            if location is None:
+                return False
+            # Held through the (SEName, SEPFN) index, which an upload of the same file locks first: holding
+            # the primary key alone would let that upload take the index entry and deadlock with our DELETE.
+            row = conn.execute(self.selectForUpdateSkipLocked(
+                select(sb.c.SBId).where(sb.c.SEName == location.SEName, sb.c.SEPFN == location.SEPFN,
+                                        *conditions))).first()
+            if row is None or row.SBId != sbID or not step(location.SEName, location.SEPFN):
+                return False
+            conn.execute(delete(self.entityMapping).where(self.entityMapping.c.SBId == sbID))
+            conn.execute(delete(sb).where(sb.c.SBId == sbID))
+        return True
+
+    def deleteUnusedSandbox(self, sbID: int, olderThan: datetime, remove: SandboxFileStep) -> bool:
+        """Delete a sandbox that is still unused since ``olderThan``: ``remove(SEName, SEPFN)`` deletes its file
+        first, then the row goes; False (nothing done) when it was used, assigned or taken meanwhile."""
+        def step(seName: str, sePFN: str) -> bool:
+            remove(seName, sePFN)
+            return True
+
+        return self._deleteHeld("deleteUnusedSandbox", sbID, self._unused(olderThan), step)
+
+    def deleteLostSandbox(self, sbID: int, isLost: Callable[[str, str], bool]) -> bool:
+        """Forget a sandbox whose file vanished: ``isLost(SEName, SEPFN)`` is asked while the row is held."""
+        return self._deleteHeld("deleteLostSandbox", sbID, [], isLost)
 
     def deleteSandboxes(self, sbIDs: Iterable[int]) -> int:
         """Forget sandbox files (after their storage copies are gone); how many were removed."""
+        ids = list(sbIDs)
+        if not ids:
+            return 0
         with self.transaction("deleteSandboxes") as conn:
-            return conn.execute(delete(self.sandboxes).where(self.sandboxes.c.SBId.in_(list(sbIDs)))).rowcount
+            conn.execute(delete(self.entityMapping).where(self.entityMapping.c.SBId.in_(ids)))
+            return conn.execute(delete(self.sandboxes).where(self.sandboxes.c.SBId.in_(ids))).rowcount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from DIRACCommon.Core.Utilities import DErrno
 
-from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
+from dirac.Core.Utilities.Exceptions import DiracError, InvalidArgument, NotFound
 
 
 class InvalidJDL(InvalidArgument):
@@ -35,3 +35,22 @@ class NoMatchFound(NotFound):
     """No waiting job fits the resource that asked for one."""
 
     errno = DErrno.EWMSNOMATCH
+
+
+class JobsNotProcessed(DiracError):
+    """Some jobs of a bulk request were not processed; the S_ERROR lists them as DIRAC does.
+
+    ``details`` maps DIRAC's keys (``NonauthorizedJobIDs``, ``InvalidJobIDs``, ``FailedJobIDs``)
+    to job IDs; the jobs not listed there were processed.
+    """
+
+    errno = DErrno.EWMSSTATUS
+
+    def __init__(self, message: str, details: dict[str, list[int]]):
+        super().__init__(message)
+        self.details = {key: ids for key, ids in details.items() if ids}
+
+    def toSError(self) -> dict:
+        result = super().toSError()
+        result.update(self.details)
+        return result

@@ -8,7 +8,8 @@ written to JobLoggingDB's LoggingInfo in the same call. An illegal change raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 from DIRACCommon.WorkloadManagementSystem.Client.JobStatus import JobsStateMachine
 
 from dirac.Core.Base.DB import utcnow
-from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
 from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
@@ -150,3 +151,79 @@ def rescheduleJob(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, source: str
         raise RescheduleLimitReached(f"Job {jobID}: {RESCHEDULE_LIMIT_MINOR} ({jobDB.maxRescheduling}), "
                                      "the job is now Failed")
     return status
+
+
+# == claims and per-job changes of a batch (the Optimizers agent) ====================================================
+@dataclass(frozen=True)
+class StatusChange:
+    """What to set on one job: its status, the minor and application status when not None, other attributes."""
+
+    status: str
+    minorStatus: str | None = None
+    applicationStatus: str | None = None
+    source: str = "Unknown"
+    attributes: Mapping[str, Any] | None = None
+
+
+def claimJobs(jobDB: JobDB, loggingDB: JobLoggingDB, statuses: Mapping[str, datetime | None], status: str,
+              minorStatus: str, limit: int, source: str = "Unknown") -> list[int]:
+    """Move up to ``limit`` jobs that no one else holds to ``status``, logged; their JobIDs.
+
+    ``statuses`` maps each status to claim from to a date its LastUpdateTime must be before (None:
+    any), e.g. {Received: None, Checking: a claim timeout ago}; several claimers at once never
+    get the same job.
+    """
+    for current in statuses:
+        if not isLegalTransition(current, status):
+            raise IllegalTransition(f"illegal status transition {current} -> {status}")
+    now = utcnow()
+    minor = minorStatus[:128]
+
+    def plan(rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        return {jobID: {"Status": status, "MinorStatus": minor, "LastUpdateTime": now} for jobID in rows}
+
+    done = jobDB.claimJobsForTransition(statuses, limit, plan)
+    loggingDB.addLoggingRecords([{"JobID": jobID, "Status": status, "MinorStatus": minor,
+                                  "ApplicationStatus": old["ApplicationStatus"], "StatusTime": now, "Source": source}
+                                 for jobID, (old, _) in sorted(done.items())])
+    return sorted(done)
+
+
+def applyStatusChanges(jobDB: JobDB, loggingDB: JobLoggingDB, changes: Mapping[int, StatusChange],
+                       expectedStatus: str | Iterable[str]) -> dict[int, str]:
+    """Apply a change of its own to each job in one transaction, logged; {JobID: new status} of the jobs changed.
+
+    Jobs no longer in ``expectedStatus`` (e.g. killed meanwhile) or no longer in JobDB are left
+    alone and missing from the answer; a change the state machine forbids raises IllegalTransition.
+    """
+    expected = {expectedStatus} if isinstance(expectedStatus, str) else set(expectedStatus)
+    now = utcnow()
+
+    def plan(rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        values: dict[int, dict[str, Any]] = {}
+        for jobID, row in rows.items():
+            change = changes[jobID]
+            if row["Status"] not in expected:
+                log.info("Job %s: left alone, it is %s now (not %s)", jobID, row["Status"], " or ".join(sorted(expected)))
+                continue
+            if not isLegalTransition(row["Status"], change.status):
+                raise IllegalTransition(f"Job {jobID}: illegal status transition {row['Status']} -> {change.status}")
+            values[jobID] = {**(change.attributes or {}), "Status": change.status, "LastUpdateTime": now,
+                             **_timestamps(row, change.status, now)}
+            if change.minorStatus is not None:
+                values[jobID]["MinorStatus"] = change.minorStatus[:128]
+            if change.applicationStatus is not None:
+                values[jobID]["ApplicationStatus"] = change.applicationStatus[:255]
+        return values
+
+    ids = sorted(changes)
+    try:
+        done = jobDB.transitionJobs(ids, plan)
+    except NotFound:  # removed meanwhile: change the others
+        done = jobDB.transitionJobs(sorted(jobDB.jobsExist(ids)), plan)
+    loggingDB.addLoggingRecords([
+        {"JobID": jobID, "Status": new["Status"], "MinorStatus": new.get("MinorStatus", old["MinorStatus"]),
+         "ApplicationStatus": new.get("ApplicationStatus", old["ApplicationStatus"]), "StatusTime": now,
+         "Source": changes[jobID].source}
+        for jobID, (old, new) in sorted(done.items())])
+    return {jobID: new["Status"] for jobID, (_, new) in done.items()}
