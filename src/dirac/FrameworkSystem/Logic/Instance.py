@@ -3,17 +3,20 @@
 Layout of an instance directory::
 
     ca/                           the instance's certification authority (key kept here)
-    etc/grid-security/            hostcert.pem, hostkey.pem, certificates/ (CA dir, hashed)
+    etc/grid-security/            hostcert.pem, hostkey.pem, pilotcert.pem, pilotkey.pem (the credential
+                                  pilot proxies are made from), certificates/ (CA dir, hashed)
     etc/cs/Master.cfg             the central configuration (served by Configuration/Server)
     etc/dirac.cfg                 local configuration for clients: where the CS and CAs are
     etc/server.cfg                extra local configuration for the server process
     user/usercert.pem, userkey.pem, proxy.pem    the local administrator's credentials
     db/ log/ run/                 SQLite databases, logs, pid file
+    pilots/                       working directories of the pilots of the one-box site
     bashrc                        environment for clients (source it)
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from dataclasses import dataclass
@@ -34,6 +37,8 @@ ADMIN_PROPERTIES = [
     Properties.JobAdministrator, Properties.Operator, Properties.FullDelegation, Properties.ProxyManagement,
     Properties.SiteManager, Properties.FileCatalogManagement, Properties.ProductionManagement,
 ]
+ONE_BOX_SITE = "DIRAC.OneBox.local"
+ONE_BOX_CE = "onebox.local"
 HOST_PROPERTIES = [
     Properties.TrustedHost, Properties.CSAdministrator, Properties.JobAdministrator, Properties.Operator,
     Properties.FullDelegation, Properties.ProxyManagement, Properties.SiteManager, Properties.GenericPilot,
@@ -78,6 +83,18 @@ class Instance:
         return self.root / "etc" / "server.cfg"
 
     @property
+    def pilotCert(self) -> Path:
+        return self.root / "etc" / "grid-security" / "pilotcert.pem"
+
+    @property
+    def pilotKey(self) -> Path:
+        return self.root / "etc" / "grid-security" / "pilotkey.pem"
+
+    @property
+    def pilotsDir(self) -> Path:
+        return self.root / "pilots"
+
+    @property
     def userCert(self) -> Path:
         return self.root / "user" / "usercert.pem"
 
@@ -118,7 +135,7 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
         raise ConfigurationError(f"{instance.root} already holds an instance (use --force to recreate it)")
     if force and instance.root.exists():
         shutil.rmtree(instance.root)
-    for sub in ("etc/cs", "user", "db", "log", "run"):
+    for sub in ("etc/cs", "user", "db", "log", "run", "pilots"):
         (instance.root / sub).mkdir(parents=True, exist_ok=True)
 
     ca = CertificateAuthority(instance.caDir)
@@ -132,12 +149,17 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
     instance.userCert.write_bytes(userCert)
     writePrivateFile(instance.userKey, userKey)
 
+    pilotCert, pilotKey = ca.issueUserCertificate(f"/O=DIRAC-Seed/OU={vo}/CN=pilot")
+    instance.pilotCert.write_bytes(pilotCert)
+    writePrivateFile(instance.pilotKey, pilotKey)
+
     adminGroup = f"{vo}_admin"
     chain = X509Chain.fromPEM(userCert + userKey)
     chain.generateProxy(proxyHours * 3600, group=adminGroup).dumpToFile(str(instance.proxy))
 
     hostDN = X509Chain.fromPEM(hostCert + hostKey).identityDN
-    master = buildMasterConfiguration(instance, host, port, vo, admin, chain.identityDN, hostDN)
+    pilotDN = X509Chain.fromPEM(pilotCert + pilotKey).identityDN
+    master = buildMasterConfiguration(instance, host, port, vo, admin, chain.identityDN, hostDN, pilotDN)
     master.writeToFile(str(instance.masterCFG))
     writeLocalConfiguration(instance, host, port)
     instance.bashrc.write_text("".join(f"export {k}={v}\n" for k, v in instance.environment().items()))
@@ -145,8 +167,8 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
 
 
 def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, admin: str, adminDN: str,
-                             hostDN: str) -> CFG:
-    """The central configuration of a new instance: Registry, every system's defaults, URLs."""
+                             hostDN: str, pilotDN: str) -> CFG:
+    """The central configuration of a new instance: Registry, every system's defaults, URLs, the local site."""
     cfg = CFG()
     setOption(cfg, "/DIRAC/VirtualOrganization", vo)
     setOption(cfg, "/DIRAC/Configuration/Name", "OneBox")
@@ -161,7 +183,8 @@ def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, 
         f"Groups/{vo}_admin/Users": admin,
         f"Groups/{vo}_admin/Properties": ", ".join(ADMIN_PROPERTIES),
         f"Groups/{vo}_admin/VO": vo,
-        f"Groups/{vo}_pilot/Users": admin,
+        "Users/pilot/DN": pilotDN,
+        f"Groups/{vo}_pilot/Users": f"{admin}, pilot",
         f"Groups/{vo}_pilot/Properties": Properties.GenericPilot,
         f"Groups/{vo}_pilot/VO": vo,
         f"Hosts/{host}/DN": hostDN,
@@ -176,7 +199,30 @@ def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, 
     for name in Components.listServices():
         system, service = name.split("/")
         setOption(cfg, f"/Systems/{system}/URLs/{service}", f"https://{host}:{port}/{name}")
+    for path, value in oneBoxSite(instance).items():
+        setOption(cfg, path, value)
     return cfg
+
+
+def oneBoxSite(instance: Instance) -> dict[str, str]:
+    """CS options of the one-box site: pilots as local processes, one slot per core."""
+    slots = max(2, os.cpu_count() or 1)
+    site = f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}"
+    ce = f"{site}/CEs/{ONE_BOX_CE}"
+    director = "/Systems/WorkloadManagement/Agents/SiteDirector"
+    return {
+        f"{site}/Name": "OneBox",
+        f"{site}/CE": ONE_BOX_CE,
+        f"{ce}/CEType": "Local",
+        f"{ce}/WorkingDirectory": str(instance.pilotsDir),
+        f"{ce}/Queues/default/CPUTime": "86400",
+        f"{ce}/Queues/default/NumberOfProcessors": "1",
+        f"{ce}/Queues/default/MaxTotalJobs": str(slots),
+        f"{ce}/Queues/default/MaxWaitingJobs": str(slots),
+        f"{director}/PollingTime": "5",
+        # a quick CPU estimate instead of DB12's ten seconds: every one-box pilot runs on this same machine
+        f"{director}/PilotBenchmark": "builtin",
+    }
 
 
 def _wrap(name: str, contents: CFG) -> CFG:
@@ -201,4 +247,6 @@ def writeLocalConfiguration(instance: Instance, host: str, port: int) -> None:
     setOption(server, "/DIRAC/Server/Host", host)
     setOption(server, "/DIRAC/Server/Port", str(port))
     setOption(server, "/Systems/Configuration/Services/Server/MasterCFG", str(instance.masterCFG))
+    setOption(server, "/Systems/WorkloadManagement/Agents/SiteDirector/PilotCertificate", str(instance.pilotCert))
+    setOption(server, "/Systems/WorkloadManagement/Agents/SiteDirector/PilotKey", str(instance.pilotKey))
     server.writeToFile(str(instance.serverCFG))

@@ -1,0 +1,264 @@
+"""JobAgent: inside a pilot, ask the Matcher for jobs that fit the slot and run each through a JobWrapper.
+
+The slot is described by the pilot's ``/LocalSite`` section (Site, GridCE, CEQueue,
+PilotReference, PilotStamp, CPUTimeLeft, NumberOfProcessors, MaxRAM, Platform, Tag,
+RequiredTag, CPUNormalizationFactor, WorkingDirectory). A one-processor slot runs jobs one
+after the other (InProcess inner CE); a multi-processor slot fills its processors with several
+jobs at once (Pool inner CE). Every cycle starts as many jobs as fit; the agent stops when its
+time left is too short for any job, after MaxJobs jobs, or after several cycles without a match
+(then waiting for the jobs it started).
+
+Each job runs in ``<WorkingDirectory>/<JobID>/``: the agent writes ``job.json`` (the JobWrapper's
+contract) and starts ``dirac-jobwrapper --job job.json`` as the payload with the pilot's proxy.
+A wrapper that dies without reporting leaves its job Failed with the wrapper's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
+
+from dirac.Core.Base.AgentModule import AgentModule
+from dirac.Core.Config import gConfig
+from dirac.Core.Config.ConfigurationClient import toList
+from dirac.Core.Security import Locations
+from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
+from dirac.WorkloadManagementSystem.Client import JobMinorStatus
+from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
+from dirac.WorkloadManagementSystem.Client.WMSClients import JobMonitoringClient, JobStateUpdateClient, MatcherClient
+from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import PENDING_REPORTS_FILE
+
+AGENT_NAME = "WorkloadManagement/JobAgent"
+LOCAL_SITE = "/LocalSite"
+NO_MATCH = "No match found"
+#: statuses in which a job still waits for its wrapper's final report
+UNFINISHED = (JobStatus.MATCHED, JobStatus.RUNNING, JobStatus.COMPLETING)
+
+
+def localSite(option: str, default: Any) -> Any:
+    """An option of the pilot's /LocalSite section."""
+    return gConfig.getValue(f"{LOCAL_SITE}/{option}", default)
+
+
+class JobAgent(AgentModule):
+    """Matches and runs jobs in the slot the pilot holds."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        **AgentModule.DEFAULTS,
+        "PollingTime": 2.0,
+        "MaxJobs": 100,                  # jobs a pilot runs before it stops
+        "StopAfterFailedMatches": 5,     # consecutive cycles without a match before stopping
+        "MinimumTimeLeft": 300,          # seconds: below this no job is asked for
+    }
+
+    def __init__(self, agentName: str = AGENT_NAME, innerCE: ComputingElement | None = None,
+                 matcher: Any = None, jobReport: Any = None, jobMonitoring: Any = None):
+        super().__init__(agentName)
+        self.innerCE = innerCE
+        self.matcher = matcher
+        self.jobReport = jobReport
+        self.jobMonitoring = jobMonitoring
+        self.started = time.monotonic()
+        self.jobsRun = 0
+        self.failedMatches = 0
+        self.matchErrors = 0  # requests the Matcher did not answer with a job or "no match"
+        self.running: dict[str, int] = {}  # inner CE reference -> JobID
+
+    # -- set-up ----------------------------------------------------------------------------------------
+    def initialize(self) -> None:
+        processors = int(localSite("NumberOfProcessors", 1))
+        if self.innerCE is None:
+            parameters = {"NumberOfProcessors": processors, "WorkingDirectory": str(self.workingDirectory),
+                          "Site": localSite("Site", ""), "Queue": localSite("CEQueue", ""),
+                          "Tag": localSite("Tag", []), "RequiredTag": localSite("RequiredTag", []),
+                          "Platform": localSite("Platform", ""), "MaxRAM": localSite("MaxRAM", 0)}
+            self.innerCE = getComputingElement("Pool" if processors > 1 else "InProcess",
+                                               localSite("GridCE", "") or "inner", parameters)
+        self.matcher = self.matcher or MatcherClient()
+        self.jobReport = self.jobReport or JobStateUpdateClient()
+        self.jobMonitoring = self.jobMonitoring or JobMonitoringClient()
+        self.workingDirectory.mkdir(parents=True, exist_ok=True)
+        self._reportBenchmark()
+        self.log.info("slot at %s/%s: %d processor(s), %d s of CPU time, pilot %s", localSite("Site", "?"),
+                      localSite("GridCE", "?"), processors, self.cpuTimeLeft, self.pilotReference or "unknown")
+
+    def _reportBenchmark(self) -> None:
+        """Record the node's CPU power with the pilot (it normalises the CPU time of the jobs run here)."""
+        power = float(localSite("CPUNormalizationFactor", 0.0) or 0.0)
+        if power and self.pilotReference:
+            result = PilotManagerClient().setPilotBenchmark(self.pilotReference, power)
+            if not result["OK"]:
+                self.log.info("pilot benchmark not recorded: %s", result["Message"])
+
+    @property
+    def workingDirectory(self) -> Path:
+        return Path(localSite("WorkingDirectory", "") or os.getcwd()).resolve()
+
+    @property
+    def pilotReference(self) -> str:
+        return localSite("PilotReference", "") or os.environ.get("DIRAC_PILOT_REFERENCE", "")
+
+    @property
+    def cpuTimeLeft(self) -> int:
+        """Seconds of CPU time the slot still offers (CPUTimeLeft counted down by the wall clock)."""
+        return int(localSite("CPUTimeLeft", 86400) - (time.monotonic() - self.started))
+
+    def resourceDescription(self) -> dict[str, Any]:
+        """What the Matcher needs to know about the free part of the slot."""
+        description = self.innerCE.getDescription()["Value"]  # type: ignore[union-attr]
+        description.update({"CPUTime": self.cpuTimeLeft, "CEQueue": localSite("CEQueue", ""),
+                            "PilotReference": self.pilotReference,
+                            "PilotStamp": localSite("PilotStamp", "") or os.environ.get("DIRAC_PILOT_STAMP", "")})
+        platform = localSite("Platform", "")
+        if platform:
+            description["Platform"] = platform
+        description["Tag"] = sorted(set(description.get("Tag", [])) | set(toList(localSite("Tag", ""))))
+        return {key: value for key, value in description.items() if value not in ("", None, [])}
+
+    # -- one cycle -------------------------------------------------------------------------------------
+    def execute(self) -> str:
+        finished = self._collectFinished()
+        started = 0
+        while self._mayStartJob():
+            match = self.matcher.requestJob(self.resourceDescription())
+            if not match["OK"]:
+                if NO_MATCH not in match["Message"]:
+                    self.matchErrors += 1
+                    self.log.warning("the Matcher refused: %s", match["Message"])
+                self.failedMatches += 1
+                break
+            self.failedMatches = 0
+            self._startJob(match["Value"])
+            started += 1
+        if self._finished():
+            self._waitForRunningJobs()
+            self.stop()
+        return (f"{started} job(s) started, {len(finished)} finished, {len(self.running)} running, "
+                f"{self.jobsRun} run in all, {self.cpuTimeLeft} s left")
+
+    def _mayStartJob(self) -> bool:
+        if self.jobsRun >= self.am_getOption("MaxJobs") or self.cpuTimeLeft < self.am_getOption("MinimumTimeLeft"):
+            return False
+        if self.failedMatches and not self.running and self.failedMatches >= self.am_getOption(
+                "StopAfterFailedMatches"):
+            return False
+        available = self.innerCE.available()  # type: ignore[union-attr]
+        return bool(available["OK"] and available["Value"] > 0)
+
+    def _finished(self) -> bool:
+        """Whether this pilot should stop asking for jobs."""
+        if self.jobsRun >= self.am_getOption("MaxJobs"):
+            self.log.info("ran MaxJobs=%d jobs, stopping", self.jobsRun)
+            return True
+        if self.cpuTimeLeft < self.am_getOption("MinimumTimeLeft"):
+            self.log.info("%d s of CPU time left, too short for another job, stopping", self.cpuTimeLeft)
+            return True
+        if self.failedMatches >= self.am_getOption("StopAfterFailedMatches") and not self.running:
+            self.log.info("no job matched in %d cycles, stopping", self.failedMatches)
+            return True
+        return False
+
+    # -- running jobs ----------------------------------------------------------------------------------
+    def _startJob(self, match: dict[str, Any]) -> None:
+        jobID = int(match["JobID"])
+        jobDir = self.workingDirectory / str(jobID)
+        jobDir.mkdir(parents=True, exist_ok=True)
+        description = {
+            "JobID": jobID, "JDL": match["JDL"], "Owner": match.get("Owner", ""),
+            "OwnerGroup": match.get("OwnerGroup", ""), "VO": match.get("VO", ""),
+            "PilotReference": self.pilotReference, "Site": localSite("Site", ""), "GridCE": localSite("GridCE", ""),
+            "CPUNormalizationFactor": float(localSite("CPUNormalizationFactor", 1.0) or 1.0),
+            "WallClockLimit": max(0, self.cpuTimeLeft), "MaxRAM": int(localSite("MaxRAM", 0) or 0),
+        }
+        (jobDir / "job.json").write_text(json.dumps(description, indent=2))
+        executable = jobDir / "run-jobwrapper.sh"
+        executable.write_text("#!/bin/sh\n"
+                              f'exec "{sys.executable}" -m dirac.WorkloadManagementSystem.scripts.dirac_jobwrapper '
+                              '--job job.json\n')
+        executable.chmod(0o755)
+        processors = int(match.get("NumberOfProcessors") or 1)
+        environment = {"DIRAC_JOB_ID": str(jobID)}
+        if os.environ.get("DIRACSYSCONFIG"):
+            environment["DIRACSYSCONFIG"] = os.environ["DIRACSYSCONFIG"]
+        self.jobsRun += 1
+        self.log.info("Job %d matched (owner %s/%s), starting its wrapper in %s", jobID, description["Owner"],
+                      description["OwnerGroup"], jobDir)
+        result = self.innerCE.submitJob(str(executable), Locations.getProxyLocation(),  # type: ignore[union-attr]
+                                        workingDirectory=str(jobDir), numberOfProcessors=processors,
+                                        environment=environment)
+        if not result["OK"]:
+            self._failJob(jobID, f"{JobMinorStatus.JOB_WRAPPER_EXECUTION}: cannot start the wrapper: "
+                                 f"{result['Message']}")
+            return
+        reference = result["Value"][0]
+        self.running[reference] = jobID
+        if "ExitCode" in result:  # the InProcess CE returns once the wrapper has ended
+            self._afterWrapper(reference, result["ExitCode"])
+
+    def _collectFinished(self, timeout: float | None = 0) -> list[int]:
+        """JobIDs of the jobs whose wrapper ended since the last look (waiting up to ``timeout`` s for one)."""
+        collected = self.innerCE.collectFinishedJobs(timeout)  # type: ignore[union-attr]
+        finished = []
+        for reference, exitCode in (collected["Value"] if collected["OK"] else {}).items():
+            if reference in self.running:  # the InProcess CE's jobs were handled when submitJob returned
+                finished.append(self.running[reference])
+                self._afterWrapper(reference, exitCode)
+        return finished
+
+    def _afterWrapper(self, reference: str, exitCode: int) -> None:
+        """Make sure the job did not stay unfinished because its wrapper died."""
+        jobID = self.running.pop(reference)
+        self.log.info("Job %d: wrapper ended with exit code %d", jobID, exitCode)
+        if exitCode == 0:
+            return
+        self._sendPendingReports(jobID)
+        status = self.jobMonitoring.getJobsStatus([jobID])
+        if not status["OK"]:
+            self.log.warning("Job %d: cannot check its status after the wrapper failed: %s", jobID, status["Message"])
+            return
+        current = status["Value"].get(str(jobID), status["Value"].get(jobID, {})).get("Status")
+        if current in UNFINISHED:
+            self._failJob(jobID, f"{JobMinorStatus.JOB_WRAPPER_EXECUTION} failed with exit code {exitCode}")
+
+    def _sendPendingReports(self, jobID: int) -> None:
+        """Deliver what the wrapper could not send before it ended (its pending-reports file)."""
+        path = self.workingDirectory / str(jobID) / PENDING_REPORTS_FILE
+        if not path.exists():
+            return
+        try:
+            pending = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            self.log.error("Job %d: cannot read %s: %s", jobID, path, exc)
+            return
+        results = [self.jobReport.setJobStatusBulk(jobID, pending["StatusBulk"])] if pending.get("StatusBulk") else []
+        if pending.get("Parameters"):
+            results.append(self.jobReport.setJobParameters(jobID, pending["Parameters"]))
+        failed = [result["Message"] for result in results if not result["OK"]]
+        if failed:
+            self.log.error("Job %d: the wrapper's pending reports are still not delivered: %s", jobID, "; ".join(failed))
+            return
+        path.rename(path.with_suffix(".delivered"))
+        self.log.info("Job %d: the wrapper's pending reports delivered", jobID)
+
+    def _failJob(self, jobID: int, reason: str) -> None:
+        self.log.error("Job %d: %s", jobID, reason)
+        result = self.jobReport.setJobStatus(jobID, JobStatus.FAILED, reason[:128], "JobAgent")
+        if not result["OK"]:
+            self.log.error("Job %d: cannot set it Failed: %s", jobID, result["Message"])
+
+    def _waitForRunningJobs(self) -> None:
+        while self.running:
+            self._collectFinished(None)
+
+    def finalize(self) -> None:
+        """On a stop request (SIGTERM to the pilot), stop the payloads still running."""
+        if self.running and self.innerCE is not None:
+            self.log.warning("stopping with %d job(s) running: killing them", len(self.running))
+            self.innerCE.killJob(list(self.running))
+            self._collectFinished()

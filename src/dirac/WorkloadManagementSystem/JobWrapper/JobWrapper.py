@@ -1,0 +1,498 @@
+"""The JobWrapper: runs one job on a worker node and reports every step of it to the server.
+
+Steps, each logged with the JobID and reported through ``JobReport`` (WorkloadManagement/JobStateUpdate):
+
+1. initialisation: Running / "Job Initialization", job parameters about the node;
+2. input sandbox: the ``SB:`` references of the JDL's InputSandbox unpacked in the working
+   directory; ``LFN:`` entries and InputData go through hooks (``downloadInputSandboxLFNs``,
+   ``resolveInputData``) that fail the job until Data Management exists;
+3. execution: ``Executable`` + ``Arguments`` run by ``/bin/sh`` in the working directory, stdout
+   and stderr in ``StdOutput`` and ``StdError``, watched by the ``Watchdog``;
+4. outputs: the OutputSandbox patterns (plus StdOutput and StdError) packed, uploaded and
+   assigned to the job; OutputData goes through the ``uploadOutputData`` hook;
+5. final status: Done / "Execution Complete", or Failed with the minor status of the first
+   failure. A job stopped by the server (a ``Kill`` command) gets no status from the wrapper.
+
+``run()`` returns the wrapper's exit code (see ``EXIT_*`` and docs/jobwrapper.md).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
+
+from dirac.Core.Config import gConfig
+from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.Core.Utilities.Logging import getLogger
+from dirac.WorkloadManagementSystem.Client import JobMinorStatus
+from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import JobArguments, PayloadDescription
+from dirac.WorkloadManagementSystem.JobWrapper.JobReport import JobReport
+from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSettings
+from dirac.WorkloadManagementSystem.JobWrapper.Watchdog import Watchdog, WatchdogLimits, cpuLimit, tail
+
+EXIT_DONE = 0  #: the payload succeeded and everything was reported: the job is Done
+EXIT_FAILED = 1  #: the job is Failed (application error, a limit, a failed step) and that was reported
+EXIT_USAGE = 2  #: bad command line or job.json: nothing was run or reported
+EXIT_KILLED = 5  #: the server stopped the job (Kill command): its status is the server's
+EXIT_REPORTS_UNDELIVERED = 6  #: some reports could not be delivered: they are in PENDING_REPORTS_FILE
+PENDING_REPORTS_FILE = "JobWrapperPendingReports.json"
+SOURCE = "JobWrapper"
+#: seconds an RPC call to JobStateUpdate may take
+REPORT_TIMEOUT = 60
+#: when the wrapper itself is told to stop (the inner CE sends SIGKILL some seconds later): seconds between
+#: SIGTERM and SIGKILL to the payload, then seconds left to deliver the reports
+SIGNALLED_KILL_GRACE = 3.0
+SIGNALLED_REPORT_TIME = 5.0
+
+log = getLogger("WorkloadManagement/JobWrapper")
+
+
+class JobWrapperError(Exception):
+    """A step of the job failed: ``minorStatus`` is what the job's minor status says."""
+
+    def __init__(self, minorStatus: str, message: str):
+        super().__init__(message)
+        self.minorStatus = minorStatus
+        self.message = message
+
+
+def _insideDirectory(workDir: Path, name: str, what: str) -> Path:
+    """``workDir/name``, refused (Illegal Job JDL) when it points outside the working directory."""
+    path = (workDir / name).resolve()
+    if not path.is_relative_to(workDir.resolve()):
+        raise JobWrapperError(JobMinorStatus.ILLEGAL_JOB_JDL, f"{what} {name!r} is outside the working directory")
+    return path
+
+
+def resolveOutputSandbox(patterns: list[str], workDir: Path, exclude: set[Path]) -> tuple[list[Path], list[str]]:
+    """(files and directories matching the patterns inside workDir, names without a match that have no wildcard)."""
+    root = workDir.resolve()
+    found: dict[Path, None] = {}
+    missing = []
+    for pattern in patterns:
+        matches = [(workDir / match).resolve() for match in sorted(glob.glob(pattern, root_dir=workDir))]
+        matches = [m for m in matches if m.is_relative_to(root) and m != root and m not in exclude and m.exists()]
+        if not matches and not glob.has_magic(pattern):
+            missing.append(pattern)
+        for match in matches:
+            found[match] = None
+    return list(found), missing
+
+
+def _exitCode(returncode: int) -> int:
+    """The shell's convention: 128 + N for a process ended by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class JobWrapper:
+    """Runs the job described by a job.json in ``workDir``; clients are injected or made from the CS."""
+
+    def __init__(self, arguments: JobArguments, workDir: str | Path = ".", settings: JobWrapperSettings | None = None,
+                 jobStateClient: Any = None, sandboxClient: Any = None):
+        if jobStateClient is None:
+            from dirac.WorkloadManagementSystem.Client.WMSClients import JobStateUpdateClient
+
+            # a short timeout: the Watchdog must not hang on a heartbeat to a server that does not answer
+            jobStateClient = JobStateUpdateClient(timeout=REPORT_TIMEOUT)
+        if sandboxClient is None:
+            from dirac.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
+
+            sandboxClient = SandboxStoreClient()
+        self.arguments = arguments
+        self.jobID = arguments.JobID
+        self.workDir = Path(workDir).absolute()
+        self.settings = settings or JobWrapperSettings.fromCS()
+        self.jobStateClient = jobStateClient
+        self.sandboxClient = sandboxClient
+        self.report = JobReport(self.jobID, jobStateClient, SOURCE, self.settings.ReportRetryDelay)
+        self.description: PayloadDescription | None = None
+        self.cpuNormalizationFactor = arguments.CPUNormalizationFactor or gConfig.getValue(
+            "/LocalSite/CPUNormalizationFactor", 0.0)
+        #: minor status of the first failure (the job ends Failed with it), None while all is well
+        self.failure: str | None = None
+        #: True when the server told the wrapper to stop the job: no status may be set after that
+        self.killed = False
+        self.payloadStarted = False
+        self.outputSandboxTried = False
+        self.applicationExitCode: int | None = None
+        self.signalled: int | None = None
+        self.watchdog: Watchdog | None = None
+        self.stdOutput: Path | None = None
+        self.stdError: Path | None = None
+        self._interruptible = False
+
+    # -- reporting helpers ----------------------------------------------------------------------------
+    def _status(self, status: str = "", minorStatus: str = "", applicationStatus: str = "") -> None:
+        """Report a status change, unless the job was killed (the server's Killed must stay)."""
+        if not self.killed:
+            self.report.setJobStatus(status, minorStatus, applicationStatus)
+
+    def _fail(self, minorStatus: str, message: str) -> None:
+        """Remember the first failure and say why, as a job parameter too."""
+        log.error("Job %d: %s: %s", self.jobID, minorStatus, message)
+        if self.failure is None:
+            self.failure = minorStatus
+        self.report.setJobParameter("Error Message", message, sendFlag=False)
+
+    # -- the whole job -------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run every step and report the outcome; the exit code for the JobAgent."""
+        try:
+            self._interruptible = True
+            self.initialize()
+            self.transferInputSandbox()
+            self.resolveInputData()
+            self._interruptible = False
+            self.execute()
+            self.processOutputs()
+        except JobWrapperError as exc:
+            self._fail(exc.minorStatus, exc.message)
+            if self.payloadStarted and not self.outputSandboxTried and self.signalled is None:
+                self._processOutputsAfterFailure()
+        except WrapperInterrupted:
+            self._fail(JobMinorStatus.RECEIVED_KILL_SIGNAL,
+                       f"the JobWrapper received {signal.Signals(self.signalled or signal.SIGTERM).name}")
+        except Exception as exc:
+            log.exception("Job %d: the JobWrapper failed", self.jobID)
+            self._fail(JobMinorStatus.EXCEPTION_DURING_EXEC, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._interruptible = False
+        return self.finalize()
+
+    def interrupt(self, signum: int) -> None:
+        """The wrapper was asked to stop (SIGTERM/SIGINT): stop the payload, fail the job, report quickly."""
+        if self.signalled is not None:
+            return
+        self.signalled = signum
+        log.warning("Job %d: the JobWrapper received %s", self.jobID, signal.Signals(signum).name)
+        if self.watchdog is not None and self.watchdog.is_alive():
+            self.watchdog.requestKill(JobMinorStatus.RECEIVED_KILL_SIGNAL, grace=SIGNALLED_KILL_GRACE)
+        elif self._interruptible:
+            raise WrapperInterrupted()
+
+    # -- 1. initialisation ---------------------------------------------------------------------------
+    def initialize(self) -> None:
+        """Running / Job Initialization; read the JDL; job parameters about the node."""
+        log.info("Job %d: initialization in %s", self.jobID, self.workDir)
+        self._status(JobStatus.RUNNING, JobMinorStatus.JOB_INITIALIZATION)
+        try:
+            self.description = PayloadDescription.fromJDL(self.arguments.JDL)
+        except InvalidArgument as exc:
+            raise JobWrapperError(JobMinorStatus.ILLEGAL_JOB_JDL, exc.message) from exc
+        try:
+            agent = f"dirac-seed {version('dirac-seed')}"
+        except PackageNotFoundError:
+            agent = "dirac-seed"
+        self.report.setJobParameters([
+            ("HostName", socket.gethostname()),
+            ("LocalAccount", _localAccount()),
+            ("Pilot_Reference", self.arguments.PilotReference or "Unknown"),
+            ("PilotAgent", agent),
+            ("Site", self.arguments.Site),
+            ("GridCE", self.arguments.GridCE),
+            ("CPUNormalizationFactor", self.cpuNormalizationFactor),
+            ("NumberOfProcessors", self.description.numberOfProcessors),
+            ("WorkingDirectory", str(self.workDir)),
+            ("JobWrapperPID", os.getpid()),
+        ])
+
+    # -- 2. inputs ------------------------------------------------------------------------------------
+    def transferInputSandbox(self) -> None:
+        """Download and unpack the input sandboxes (SB: references) into the working directory."""
+        assert self.description is not None
+        entries = self.description.inputSandbox
+        references = [entry for entry in entries if entry.startswith("SB:")]
+        lfns = [entry for entry in entries if entry.startswith("LFN:")]
+        if not entries:
+            log.info("Job %d: no input sandbox", self.jobID)
+            return
+        log.info("Job %d: downloading the input sandbox: %d sandbox(es), %d LFN(s)", self.jobID, len(references),
+                 len(lfns))
+        self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX)
+        for reference in references:
+            result = self.sandboxClient.downloadSandbox(reference, self.workDir)
+            if not result["OK"]:
+                raise JobWrapperError(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX,
+                                      f"cannot download the input sandbox {reference}: {result['Message']}")
+            log.info("Job %d: input sandbox %s: %d file(s)", self.jobID, reference, len(result["Value"]))
+        if lfns:
+            self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX_LFN)
+            self.downloadInputSandboxLFNs([lfn.removeprefix("LFN:") for lfn in lfns])
+        others = [entry for entry in entries if not entry.startswith(("SB:", "LFN:"))]
+        for name in others:
+            if not (self.workDir / os.path.basename(name)).exists():
+                log.warning("Job %d: input sandbox file %s is not in the working directory", self.jobID, name)
+
+    def downloadInputSandboxLFNs(self, lfns: list[str]) -> None:
+        """Hook for Data Management: bring the input sandbox files given as LFNs to the working directory."""
+        raise JobWrapperError(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX_LFN,
+                              f"input sandbox LFNs cannot be downloaded: this installation has no Data "
+                              f"Management yet ({', '.join(lfns[:5])})")
+
+    def resolveInputData(self) -> None:
+        """Make the job's InputData available to the payload (through the resolution hook)."""
+        assert self.description is not None
+        if not self.description.inputData:
+            return
+        log.info("Job %d: resolving %d input data file(s)", self.jobID, len(self.description.inputData))
+        self._status(minorStatus=JobMinorStatus.INPUT_DATA_RESOLUTION)
+        self.downloadInputData(self.description.inputData)
+
+    def downloadInputData(self, lfns: list[str]) -> None:
+        """Hook for Data Management: find replicas of the input data and download or give access to them."""
+        raise JobWrapperError(JobMinorStatus.INPUT_DATA_RESOLUTION,
+                              f"input data cannot be resolved: this installation has no Data Management yet "
+                              f"({', '.join(lfns[:5])})")
+
+    # -- 3. execution ---------------------------------------------------------------------------------
+    def prepareCommand(self) -> str:
+        """The shell command of the payload; the executable made executable when shipped in the sandbox."""
+        assert self.description is not None
+        executable = os.path.expandvars(self.description.executable.strip())
+        if not executable:
+            raise JobWrapperError(JobMinorStatus.APP_NOT_FOUND, "the JDL has no Executable")
+        if "/" not in executable:
+            executable = shutil.which(executable) or executable
+        path = self.workDir / executable
+        if not path.is_file():
+            raise JobWrapperError(JobMinorStatus.APP_NOT_FOUND, f"executable {executable} not found")
+        if not os.access(path, os.X_OK):
+            try:
+                path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            except OSError as exc:
+                log.warning("Job %d: cannot make %s executable: %s", self.jobID, path, exc)
+        command = shlex.quote(str(path))
+        return f"{command} {self.description.arguments}" if self.description.arguments else command
+
+    def prepareEnvironment(self) -> dict[str, str]:
+        """The payload's environment: the wrapper's, the job's identity, and the JDL's ExecutionEnvironment."""
+        assert self.description is not None
+        environment = dict(os.environ)
+        environment.update({
+            "JOBID": str(self.jobID),
+            "DIRACJOBID": str(self.jobID),
+            "DIRACSITE": self.arguments.Site,
+            "DIRAC_PROCESSORS": str(self.description.numberOfProcessors),
+        })
+        environment.update(self.description.executionEnvironment)
+        return environment
+
+    def watchdogLimits(self) -> WatchdogLimits:
+        """The payload's limits from the JDL, the slot and the CS (see docs/jobwrapper.md)."""
+        assert self.description is not None
+        description, settings = self.description, self.settings
+        checkCPU = not description.disableCPUCheck and description.jobType != "Test"
+        cpuTime = description.cpuTime if description.cpuTime is not None else settings.DefaultCPUTime
+        return WatchdogLimits(
+            cpuTime=cpuLimit(cpuTime, self.cpuNormalizationFactor, description.numberOfProcessors,
+                             settings.JobCPULimitMargin) if checkCPU else 0.0,
+            wallClockTime=min([v for v in (self.arguments.WallClockLimit, settings.MaxWallClockTime) if v > 0],
+                              default=0.0),
+            maxRAM=min([v for v in (description.maxRAM, self.arguments.MaxRAM) if v > 0], default=0),
+        )
+
+    def execute(self) -> None:
+        """Run the payload under the Watchdog until it ends; record how it ended."""
+        assert self.description is not None
+        command = self.prepareCommand()
+        environment = self.prepareEnvironment()
+        self.stdOutput = _insideDirectory(self.workDir, self.description.stdOutput, "StdOutput")
+        self.stdError = _insideDirectory(self.workDir, self.description.stdError, "StdError")
+        limits = self.watchdogLimits()
+        log.info("Job %d: executing %s", self.jobID, command)
+        self._status(minorStatus=JobMinorStatus.APPLICATION,
+                     applicationStatus=f"Executing {os.path.basename(self.description.executable)}")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open(self.stdOutput, "ab") as out:
+            err = out if self.stdError == self.stdOutput else open(self.stdError, "ab")
+            try:
+                process = subprocess.Popen(command, shell=True, cwd=self.workDir, env=environment,
+                                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+            except OSError as exc:
+                raise JobWrapperError(JobMinorStatus.APP_NOT_FOUND, f"cannot start {command}: {exc}") from exc
+            finally:
+                if err is not out:
+                    err.close()
+        self.payloadStarted = True
+        self.report.setJobParameter("PayloadPID", process.pid, sendFlag=False)
+        self.watchdog = Watchdog(self.jobID, process, self.jobStateClient, limits, self.settings, self.workDir,
+                                 self.stdOutput, log)
+        self.watchdog.start()
+        if self.signalled is not None:
+            self.watchdog.requestKill(JobMinorStatus.RECEIVED_KILL_SIGNAL, grace=SIGNALLED_KILL_GRACE)
+        try:
+            while True:
+                try:
+                    returncode = process.wait(timeout=self.settings.PollingTime)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.report.pending:  # a backlog from a moment when the server could not be reached
+                        self.report.flush()
+        finally:
+            if process.poll() is None:  # the wrapper failed while waiting: never leave the payload behind
+                self.watchdog.requestKill(JobMinorStatus.EXCEPTION_DURING_EXEC)
+                process.wait()
+            self.watchdog.stop()
+            self.watchdog.join()
+        left = self.watchdog.tree.terminate(self.settings.KillGracePeriod, log, f"Job {self.jobID}")
+        if left:
+            log.warning("Job %d: stopped %d process(es) the payload left running", self.jobID, left)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = max(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, self.watchdog.lastSample.cpu)
+        self._recordExecution(_exitCode(returncode), cpu)
+
+    def _recordExecution(self, exitCode: int, cpu: float) -> None:
+        """Parameters of the execution, the final heartbeat, and what the outcome means for the job."""
+        assert self.watchdog is not None
+        watchdog = self.watchdog
+        self.applicationExitCode = exitCode
+        normalised = cpu * self.cpuNormalizationFactor if self.cpuNormalizationFactor else cpu
+        log.info("Job %d: payload ended with exit code %d after %.1f s (CPU %.1f s, max memory %.1f MB)", self.jobID,
+                 exitCode, watchdog.wallClock, cpu, watchdog.maxRSS)
+        self.report.setJobParameters([
+            ("ApplicationExitCode", exitCode),
+            ("TotalCPUTime(s)", round(cpu, 2)),
+            ("NormCPUTime(s)", round(normalised, 2)),
+            ("WallClockTime(s)", round(watchdog.wallClock, 1)),
+            ("MaxMemoryUsed(MB)", round(watchdog.maxRSS, 1)),
+        ], sendFlag=False)
+        if watchdog.killedByCommand:
+            self.killed = True
+        elif not watchdog.failureReason:
+            self._finalHeartBeat(cpu)
+        if self.killed:
+            log.warning("Job %d: the job was killed: its status stays as the server set it", self.jobID)
+            return
+        if watchdog.failureReason:
+            self.report.setJobParameter("ApplicationError", watchdog.failureReason, sendFlag=False)
+            self._fail(watchdog.failureReason, f"the Watchdog stopped the payload: {watchdog.failureReason}")
+            self._status(JobStatus.COMPLETING, watchdog.failureReason, f"Stopped: {watchdog.failureReason}")
+        elif exitCode != 0:
+            self.report.setJobParameter("ApplicationError", str(exitCode), sendFlag=False)
+            self._fail(JobMinorStatus.APP_ERRORS, f"the payload exited with code {exitCode}")
+            self._status(JobStatus.COMPLETING, JobMinorStatus.APP_ERRORS, f"Exited with code {exitCode}")
+        else:
+            self._status(JobStatus.COMPLETING, JobMinorStatus.APP_SUCCESS, "Exited with code 0")
+
+    def _finalHeartBeat(self, cpu: float) -> None:
+        """Last numbers and output lines; its answer tells whether the job was killed meanwhile."""
+        assert self.watchdog is not None
+        dynamic, _ = self.watchdog.heartBeatData(self.watchdog.lastSample)
+        dynamic["CPUConsumed"] = round(cpu, 2)
+        output = tail(self.stdOutput, self.settings.MaxJobPeekLines)
+        result = self.jobStateClient.sendHeartBeat(self.jobID, dynamic, {"StandardOutput": output} if output else {})
+        if not result["OK"]:
+            log.warning("Job %d: final heartbeat not sent: %s", self.jobID, result["Message"])
+        elif isinstance(result["Value"], dict) and "Kill" in result["Value"]:
+            log.warning("Job %d: Kill command received with the final heartbeat", self.jobID)
+            self.killed = True
+
+    # -- 4. outputs -----------------------------------------------------------------------------------
+    def processOutputs(self) -> None:
+        """Upload the output sandbox, then the output data (not when the wrapper is being stopped)."""
+        assert self.description is not None
+        if self.signalled is not None:
+            log.warning("Job %d: the JobWrapper is being stopped: outputs are not uploaded", self.jobID)
+            return
+        self.uploadOutputSandbox()
+        if self.description.outputData:
+            self.uploadOutputData(self.description.outputData, self.description.outputSE)
+
+    def _processOutputsAfterFailure(self) -> None:
+        """The payload ran but a later step failed: still try to bring its output back."""
+        try:
+            self.uploadOutputSandbox()
+        except JobWrapperError as exc:
+            self._fail(exc.minorStatus, exc.message)
+
+    def _privateFiles(self) -> set[Path]:
+        """Files of the wrapper and the pilot that must never leave the node in a sandbox."""
+        private = {self.workDir / "job.json", self.workDir / PENDING_REPORTS_FILE}
+        for variable in ("X509_USER_PROXY", "BEARER_TOKEN_FILE"):
+            if os.environ.get(variable):
+                private.add(Path(os.environ[variable]))
+        return {path.resolve() for path in private}
+
+    def uploadOutputSandbox(self) -> None:
+        """Pack the files matching OutputSandbox (and StdOutput/StdError), upload them and assign them to the job."""
+        assert self.description is not None
+        self.outputSandboxTried = True
+        patterns = list(dict.fromkeys(self.description.outputSandbox + [self.description.stdOutput,
+                                                                        self.description.stdError]))
+        self._status(JobStatus.COMPLETING if self.failure is None else "", JobMinorStatus.RESOLVING_OUTPUT_SANDBOX)
+        files, missing = resolveOutputSandbox(patterns, self.workDir, self._privateFiles())
+        if missing:
+            log.warning("Job %d: output sandbox files not found: %s", self.jobID, ", ".join(missing))
+            self.report.setJobParameter("OutputSandboxMissingFiles", ", ".join(missing), sendFlag=False)
+        if not files:
+            log.info("Job %d: no output sandbox file to upload", self.jobID)
+            return
+        log.info("Job %d: uploading the output sandbox: %d file(s)", self.jobID, len(files))
+        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX)
+        result = self.sandboxClient.uploadFilesAsSandbox(files, self.settings.OutputSandboxLimit)
+        if result["OK"]:
+            reference = result["Value"]
+            result = self.sandboxClient.assignSandboxesToJob(self.jobID, [reference], "Output")
+        if not result["OK"]:
+            raise JobWrapperError(JobMinorStatus.UPLOADING_JOB_OUTPUTS,
+                                  f"cannot upload the output sandbox: {result['Message']}")
+        log.info("Job %d: output sandbox uploaded as %s", self.jobID, reference)
+        self.report.setJobParameter("OutputSandbox", reference, sendFlag=False)
+        self._status(minorStatus=JobMinorStatus.OUTPUT_SANDBOX_UPLOADED)
+
+    def uploadOutputData(self, lfns: list[str], outputSEs: list[str]) -> None:
+        """Hook for Data Management: upload the OutputData files to OutputSE and register them."""
+        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_DATA)
+        raise JobWrapperError(JobMinorStatus.UPLOADING_OUTPUT_DATA,
+                              f"output data cannot be uploaded: this installation has no Data Management yet "
+                              f"({', '.join(lfns[:5])} to {', '.join(outputSEs) or 'the default SE'})")
+
+    # -- 5. the end -----------------------------------------------------------------------------------
+    def finalize(self) -> int:
+        """Report the final status, deliver every report (or write them to a file); the exit code."""
+        if self.killed:
+            log.info("Job %d: finished, killed", self.jobID)
+        elif self.failure is not None:
+            log.info("Job %d: finished: %s / %s", self.jobID, JobStatus.FAILED, self.failure)
+            self._status(JobStatus.FAILED, self.failure)
+        else:
+            log.info("Job %d: finished: %s / %s", self.jobID, JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE)
+            self._status(JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE)
+        # a wrapper being stopped has only the few seconds before SIGKILL to report
+        timeout = min(self.settings.ReportRetryTime, SIGNALLED_REPORT_TIME) if self.signalled \
+            else self.settings.ReportRetryTime
+        delivered = self.report.commit(timeout)
+        if not delivered or self.report.rejected:
+            self.report.dump(self.workDir / PENDING_REPORTS_FILE)
+        if self.killed:
+            return EXIT_KILLED
+        if self.signalled is not None:
+            return 128 + self.signalled
+        if not delivered or self.report.rejected:
+            return EXIT_REPORTS_UNDELIVERED
+        return EXIT_FAILED if self.failure is not None else EXIT_DONE
+
+
+class WrapperInterrupted(Exception):
+    """The wrapper was asked to stop before the payload started."""
+
+
+def _localAccount() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
