@@ -19,6 +19,8 @@ echo ">>> your proxy"
 dirac-proxy-info
 echo ">>> an authenticated RPC call over HTTPS"
 dirac-ping-service Configuration/Server --whoami
+echo ">>> a hello-world job through the public API, run by a real pilot of the one-box site"
+python "$ROOT/examples/hello_world.py"
 echo
 echo "The grid runs in $INSTANCE (log: $INSTANCE/log/server.log)."
 echo "Use it from a shell with:  source $INSTANCE/bashrc && export PATH=$ROOT/.venv/bin:\$PATH"

@@ -3,14 +3,19 @@
     dirac = Dirac()
     result = dirac.submitJob(job)            # S_OK(jobID), or S_OK([jobIDs]) for parametric jobs
     dirac.getJobStatus(result["Value"])      # S_OK({jobID: {"Status": ..., "MinorStatus": ..., "Site": ...}})
-    dirac.getJobOutputSandbox(jobID)         # files land in ./<jobID>/
+    dirac.getOutputSandbox(jobID)            # files land in ./<jobID>/
+    dirac.selectJobs(status="Done", date="2024-05-01")   # S_OK(["12", "13"]), as DIRAC answers
 
-Every method returns S_OK/S_ERROR; nothing raises for a failed call.
+Every method returns S_OK/S_ERROR; nothing raises for a failed call. Methods with
+``printOutput`` also print what they got, as DIRAC's do.
 """
 
 from __future__ import annotations
 
+import datetime
+import errno
 import os
+import pprint
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,14 +52,19 @@ class Dirac:
         return JobMonitoringClient(**self.rpcOptions)
 
     # -- submission ---------------------------------------------------------------------------------
-    def submitJob(self, job: Job | str, mode: str = "wms") -> DReturnType[int | list[int]]:
-        """Submit a Job (or a JDL string): local input sandbox files are uploaded first."""
+    def submitJob(self, job: Job | str | Path, mode: str = "wms") -> DReturnType[int | list[int]]:
+        """Submit a Job, a JDL string or a JDL file: local input sandbox files are uploaded first."""
         if mode.lower() != "wms":
             return S_ERROR(f"submission mode {mode!r} is not supported: use 'wms'")
         if isinstance(job, Job):
             if job.errors:
                 return S_ERROR("the job description is invalid: " + "; ".join(job.errors))
             jdl = job._toJDL()
+        elif isinstance(job, Path) or (isinstance(job, str) and "\n" not in job and os.path.isfile(job)):
+            try:
+                jdl = Path(job).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                return S_ERROR(errno.EIO, f"cannot read the JDL file {job}: {exc}")
         else:
             jdl = str(job)
         prepared = self._uploadInputSandbox(jdl)
@@ -106,33 +116,63 @@ class Dirac:
             return result
         return S_OK(strToIntDict(result["Value"]))
 
-    def getJobAttributes(self, jobID: int) -> DReturnType[dict[str, Any]]:
-        return self._monitoring().getJobAttributes(int(jobID))
+    def getJobAttributes(self, jobID: int, printOutput: bool = False) -> DReturnType[dict[str, Any]]:
+        """{attribute: value} of one job (Status, Owner, Site, SubmissionTime, ...)."""
+        result = self._monitoring().getJobAttributes(int(jobID))
+        if result["OK"] and printOutput:
+            print(pprint.pformat(result["Value"]))
+        return result
 
-    def getJobParameters(self, jobID: int) -> DReturnType[dict[str, Any]]:
-        result = self._monitoring().getJobParameters(int(jobID))
-        return S_OK(result["Value"].get(str(int(jobID)), {})) if result["OK"] else result
+    def getJobParameters(self, jobID: int, printOutput: bool = False) -> DReturnType[dict[str, Any]]:
+        """{name: value} of the parameters a job reported (HostName, CPUNormalizationFactor, ...)."""
+        monitoring = self._monitoring()
+        result = monitoring.getJobParameters(int(jobID))
+        if not result["OK"]:
+            return result
+        parameters = result["Value"].get(str(int(jobID)))
+        if parameters is None:  # no parameters yet, or no such job: only the latter is an error
+            exists = monitoring.getJobAttribute(int(jobID), "Status")
+            if not exists["OK"]:
+                return exists
+            parameters = {}
+        if printOutput:
+            print(pprint.pformat(parameters))
+        return S_OK(parameters)
 
-    def getJobJDL(self, jobID: int, original: bool = False) -> DReturnType[str]:
-        return self._monitoring().getJobJDL(int(jobID), original)
+    def getJobJDL(self, jobID: int, original: bool = False, printOutput: bool = False) -> DReturnType[str]:
+        """The job's JDL as the WMS processed it, or as it was submitted with ``original``."""
+        result = self._monitoring().getJobJDL(int(jobID), bool(original))
+        if result["OK"] and printOutput:
+            print(result["Value"])
+        return result
 
     def getJobLoggingInfo(self, jobID: int, printOutput: bool = False) -> DReturnType[list]:
         """[(Status, MinorStatus, ApplicationStatus, DateTime, Source), ...] oldest first."""
         result = self._monitoring().getJobLoggingInfo(int(jobID))
         if result["OK"] and printOutput:
-            for row in result["Value"]:
-                print("  ".join(str(item) for item in row))
+            from dirac.Interfaces.Utilities.CommandTools import LOGGING_COLUMNS, formatTable
+
+            print(formatTable(LOGGING_COLUMNS, result["Value"]))
         return result
 
     def selectJobs(self, status: str | None = None, minorStatus: str | None = None,
                    applicationStatus: str | None = None, site: str | None = None, owner: str | None = None,
                    ownerGroup: str | None = None, jobGroup: str | None = None, date: str | None = None,
-                   printErrors: bool = True) -> DReturnType[list[str]]:
-        """IDs (as strings, like DIRAC) of the jobs matching every condition given."""
+                   printErrors: bool = True, jobName: str | None = None) -> DReturnType[list[str]]:
+        """IDs (as strings, like DIRAC) of the jobs matching every condition, updated since ``date``.
+
+        ``date`` is 'YYYY-MM-DD' (default: today, UTC). A condition may be a list of values.
+        With ``printErrors`` (DIRAC's default) an empty selection is S_ERROR('No jobs selected').
+        """
         conditions = {"Status": status, "MinorStatus": minorStatus, "ApplicationStatus": applicationStatus,
-                      "Site": site, "Owner": owner, "OwnerGroup": ownerGroup, "JobGroup": jobGroup}
+                      "Site": site, "Owner": owner, "OwnerGroup": ownerGroup, "JobGroup": jobGroup,
+                      "JobName": jobName}
         conditions = {k: v for k, v in conditions.items() if v}
-        return self._monitoring().getJobs(conditions, date or "")
+        since = str(date) if date else datetime.datetime.now(datetime.UTC).date().isoformat()
+        result = self._monitoring().getJobs(conditions, since)
+        if result["OK"] and printErrors and not result["Value"]:
+            return S_ERROR(errno.ENOENT, f"No jobs selected with date '{since}' for conditions: {conditions}")
+        return result
 
     def getJobSummary(self, jobID: int | list[int]) -> DReturnType[dict]:
         ids = _jobIDs(jobID)
@@ -142,13 +182,24 @@ class Dirac:
         return S_OK(strToIntDict(result["Value"])) if result["OK"] else result
 
     # -- output ----------------------------------------------------------------------------------------
-    def getJobOutputSandbox(self, jobID: int, outputDir: str | None = None, oversized: bool = True,
-                            noJobDir: bool = False) -> DReturnType[list[str]]:
-        """Download and unpack the output sandbox into <outputDir>/<jobID>/ (or outputDir)."""
+    def getOutputSandbox(self, jobID: int | str, outputDir: str | None = None, oversized: bool = True,
+                         noJobDir: bool = False) -> DReturnType[list[str]]:
+        """Download and unpack a job's output sandbox into <outputDir>/<jobID>/ (or outputDir with noJobDir).
+
+        Without ``outputDir`` the files land in ./<jobID>/, which must not exist yet. S_OK(file names).
+        """
+        ids = _jobIDs(jobID)
+        if not ids or len(ids) != 1:
+            return S_ERROR(errno.EINVAL, f"{jobID!r} is not one job ID")
         base = Path(outputDir or os.getcwd())
-        destination = base if noJobDir else base / str(int(jobID))
-        return SandboxStoreClient(**self.rpcOptions).downloadSandboxForJob(int(jobID), "Output", destination)
+        destination = base if noJobDir else base / str(ids[0])
+        if not outputDir and not noJobDir and destination.exists():
+            return S_ERROR(errno.EEXIST, f"Job output directory {destination} already exists")
+        return SandboxStoreClient(**self.rpcOptions).downloadSandboxForJob(ids[0], "Output", destination)
+
+    getJobOutputSandbox = getOutputSandbox
 
     def getInputSandbox(self, jobID: int, outputDir: str | None = None) -> DReturnType[list[str]]:
+        """Download and unpack a job's input sandbox into <outputDir>/InputSandbox<jobID>/."""
         destination = Path(outputDir or os.getcwd()) / f"InputSandbox{int(jobID)}"
         return SandboxStoreClient(**self.rpcOptions).downloadSandboxForJob(int(jobID), "Input", destination)

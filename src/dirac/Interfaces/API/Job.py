@@ -32,6 +32,19 @@ def _asList(value: str | Iterable[str] | None) -> list[str]:
     return [str(item).strip() for item in value if str(item).strip()]
 
 
+def insertAttributes(classAd: ClassAd, attributes: dict[str, Any]) -> None:
+    """Set JDL attributes from Python values: lists as string vectors, numbers as numbers, the rest as strings."""
+    for name, value in attributes.items():
+        if isinstance(value, (list, tuple)):
+            classAd.insertAttributeVectorString(name, [str(v) for v in value])
+        elif isinstance(value, int) and not isinstance(value, bool):
+            classAd.insertAttributeInt(name, value)
+        elif isinstance(value, float):
+            classAd.set_expression(name, repr(value))
+        else:
+            classAd.insertAttributeString(name, str(value))
+
+
 class Job:
     """A job description built attribute by attribute."""
 
@@ -188,13 +201,7 @@ class Job:
             classAd.insertAttributeString("Executable", executable)
             if arguments:
                 classAd.insertAttributeString("Arguments", arguments)
-        for name, value in self.attributes.items():
-            if isinstance(value, list):
-                classAd.insertAttributeVectorString(name, [str(v) for v in value])
-            elif isinstance(value, int):
-                classAd.insertAttributeInt(name, value)
-            else:
-                classAd.insertAttributeString(name, str(value))
+        insertAttributes(classAd, self.attributes)
         for name, values in self.parameterSequences.items():
             classAd.insertAttributeInt("Parameters", len(values))
             classAd.insertAttributeVectorString(f"Parameters.{name}", [str(v) for v in values])
