@@ -145,11 +145,11 @@ def test_deletedAndOldFinishedJobs_areRemovedWithEverythingAboutThem_andNothingE
         assert all(before[table][jobID] > 0 for jobID in removed), table
 
     agent = grid.agent(**{"RemoveStatusDelay/Killed": -1})
-    assert agent.execute() == "1 deleted job(s) removed, 2 old job(s) deleted"
+    assert agent.execute() == "1 deleted job(s) removed, 2 old job(s) deleted, 0 empty task queue(s) removed"
     assert grid.jobDB.getJobsAttributes([oldDone, oldFailed], ["Status"]) == {
         oldDone: {"Status": JobStatus.DELETED}, oldFailed: {"Status": JobStatus.DELETED}}
     grid.ageDeleted()
-    assert agent.execute() == "2 deleted job(s) removed, 0 old job(s) deleted"
+    assert agent.execute() == "2 deleted job(s) removed, 0 old job(s) deleted, 0 empty task queue(s) removed"
 
     after = grid.rows()
     assert set(after) == set(before)
@@ -166,13 +166,14 @@ def test_removalDelaysAndBatchSize_comeFromTheCS(grid) -> None:
     done = [grid.job(JobStatus.DONE, daysAgo=2) for _ in range(3)]
     deleted = [grid.job(JobStatus.DELETED, daysAgo=1) for _ in range(3)]
     agent = grid.agent(**{"RemoveStatusDelay/Done": 1, "MaxJobsAtOnce": 2})
-    assert agent.execute() == "2 deleted job(s) removed, 2 old job(s) deleted"
+    assert agent.execute() == "2 deleted job(s) removed, 2 old job(s) deleted, 0 empty task queue(s) removed"
     assert len(grid.jobDB.jobsExist(done + deleted)) == 4
-    assert agent.execute() == "1 deleted job(s) removed, 1 old job(s) deleted"  # the others were deleted just now
+    # the others were deleted just now
+    assert agent.execute() == "1 deleted job(s) removed, 1 old job(s) deleted, 0 empty task queue(s) removed"
     grid.ageDeleted()
-    assert agent.execute() == "2 deleted job(s) removed, 0 old job(s) deleted"
+    assert agent.execute() == "2 deleted job(s) removed, 0 old job(s) deleted, 0 empty task queue(s) removed"
     grid.ageDeleted()
-    assert agent.execute() == "1 deleted job(s) removed, 0 old job(s) deleted"
+    assert agent.execute() == "1 deleted job(s) removed, 0 old job(s) deleted, 0 empty task queue(s) removed"
     assert grid.jobDB.jobsExist(done + deleted) == set()
 
 
@@ -186,6 +187,17 @@ def test_anyDelay_deletesOldJobsWhateverTheirStatus(grid) -> None:
     grid.ageDeleted()
     agent.execute()
     assert grid.jobDB.jobsExist([waiting, young]) == {young}
+
+
+def test_emptyTaskQueues_areRemoved(grid) -> None:
+    """A queue emptied by a Matcher that lost the race to remove it goes at the next cycle; full ones stay."""
+    waiting = grid.job(JobStatus.WAITING, queued=True)
+    emptied = grid.tqDB.insertJob(grid.job(JobStatus.RUNNING), {"Owner": "ann", "OwnerGroup": "dirac_user",
+                                                                 "CPUTime": 100})
+    assert grid.tqDB.claimJob(emptied)[0] is not None
+    assert set(grid.tqDB.retrieveTaskQueues()) == {emptied, grid.tqDB.getTaskQueueForJob(waiting)}
+    assert grid.agent().execute().endswith(", 1 empty task queue(s) removed")
+    assert set(grid.tqDB.retrieveTaskQueues()) == {grid.tqDB.getTaskQueueForJob(waiting)}
 
 
 def test_sandboxesOfRemovedJobs_areUnassignedAndCleanedOnceUnused(grid) -> None:
@@ -235,7 +247,7 @@ def test_twoAgentCopiesAtOnce_deleteAndRemoveEachJobOnce(grid) -> None:
         grid.ageDeleted()
     assert errors == []
     counts = [[int(part.split()[0]) for part in summary.split(", ")] for summary in summaries]
-    assert sum(removed for removed, _ in counts) == 45
-    assert sum(deleted for _, deleted in counts) == 15
+    assert sum(removed for removed, _, _ in counts) == 45
+    assert sum(deleted for _, deleted, _ in counts) == 15
     assert grid.jobDB.jobsExist(jobIDs) == set()
     assert {table: counts for table, counts in grid.rows().items() if None not in counts and counts} == {}

@@ -8,7 +8,9 @@ Each cycle:
 2. Jobs Done, Killed or Failed for more than ``RemoveStatusDelay/<status>`` days (``Any``:
    whatever their status; a negative delay disables the rule) are set Deleted, except the job
    types of ``ProductionTypes`` (the Transformation System cleans those); the next cycle removes them.
-3. With ``CleanSandboxes``, sandboxes no job uses and nobody read for ``UnusedSandboxDays`` are
+3. Task queues left empty are removed (the Matcher removes a queue it empties, unless it lost a
+   lock race doing so).
+4. With ``CleanSandboxes``, sandboxes no job uses and nobody read for ``UnusedSandboxDays`` are
    removed, file and metadata (Logic/SandboxStore.cleanOrphanSandboxes: this agent must then
    reach the SandboxStore's storage).
 
@@ -83,7 +85,9 @@ class JobCleaningAgent(AgentModule):
         now = utcnow()
         removed = self.removeDeletedJobs(now)
         deleted = self.deleteOldJobs(now)
-        summary = f"{len(removed)} deleted job(s) removed, {len(deleted)} old job(s) deleted"
+        emptyQueues = self.taskQueueDB.cleanEmptyTaskQueues()
+        summary = (f"{len(removed)} deleted job(s) removed, {len(deleted)} old job(s) deleted, "
+                   f"{emptyQueues} empty task queue(s) removed")
         if not self.am_getOption("CleanSandboxes"):
             return summary
         try:

@@ -242,10 +242,14 @@ class TaskQueueDB(DB):
                  .order_by(jobs.c.Priority.desc(), jobs.c.JobId).limit(1))
         with self.transaction("claimJob") as conn:
             row = conn.execute(self.selectForUpdateSkipLocked(query)).first()
-            if row is None or conn.execute(delete(jobs).where(jobs.c.JobId == row.JobId)).rowcount != 1:
-                return None, 0, False
+            claimed = row is not None and conn.execute(delete(jobs).where(jobs.c.JobId == row.JobId)).rowcount == 1
+        # Looked at after the commit, in a fresh snapshot: of pilots emptying a queue together,
+        # the last to commit sees every claim and so reports it empty.
+        with self.connection("claimJob") as conn:
             remaining = conn.scalar(select(jobs.c.JobId).where(jobs.c.TQId == tqID).limit(1)) is not None
-            return int(row.JobId), int(row.Priority), remaining
+        if not claimed:
+            return None, 0, remaining
+        return int(row.JobId), int(row.Priority), remaining
 
     def deleteTaskQueueIfEmpty(self, tqID: int) -> bool:
         """Remove a task queue that has no job left; True when it was removed."""
