@@ -1,0 +1,526 @@
+"""FileCatalogDB: the namespace (directories, files, replicas) of the DIRAC File Catalog.
+
+Methods take LFNs the caller already validated and was allowed to use (``Logic/FileCatalog``
+does both) and work on whole batches: a batch of LFNs is resolved by their path hashes in
+one query per CHUNK, written with one executemany per table. Per-LFN outcomes come back as
+``(successful, failed)`` dicts; database failures raise ``DatabaseError``.
+Metadata and datasets are in ``FileCatalogMetadata`` and ``FileCatalogDatasets``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, bindparam, delete, func, literal, select, type_coerce, update
+
+from dirac.Core.Base.DB import DB, utcnow
+from dirac.DataManagementSystem.DB import FileCatalogTables as T
+from dirac.DataManagementSystem.DB.FileCatalogDatasets import FileCatalogDatasets
+from dirac.DataManagementSystem.DB.FileCatalogMetadata import FileCatalogMetadata
+from dirac.DataManagementSystem.DB.FileCatalogTables import ROOT, ancestorsOf, depthOf, joinPath, parentOf, pathHash
+
+CHUNK = 2000  # hashes per IN list: far under SQLite's and MariaDB's limits, big enough to amortise a query
+NO_SUCH = "No such file or directory"
+
+Row = dict[str, Any]
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+_DIR_COLUMNS = [T.directories.c[name] for name in ("DirID", "Path", "Owner", "OwnerGroup", "Mode", "CreationDate",
+                                                    "ModificationDate")]
+_FILE_COLUMNS = [T.files.c[name] for name in ("FileID", "DirID", "FileName", "LFNHash", "Size", "Checksum",
+                                               "ChecksumType", "GUID", "Status", "Owner", "OwnerGroup", "Mode",
+                                               "CreationDate", "ModificationDate")]
+_LISTING_KEYS = ("FileID", "Size", "Checksum", "ChecksumType", "GUID", "Status", "Owner", "OwnerGroup", "Mode",
+                 "CreationDate", "ModificationDate", "Type")
+_LISTING_COLUMNS = [*(type_coerce(T.files.c[key], DateTime()) if key.endswith("Date") else T.files.c[key]
+                      for key in _LISTING_KEYS[:-1]), literal("File")]
+
+
+class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, DB):
+    """Directories, files and replicas of the File Catalog (plus metadata and datasets from the mix-ins)."""
+
+    dbName = "DataManagement/FileCatalogDB"
+    metadata = T.metadata
+
+    def __init__(self, url: str | None = None, *, createTables: bool = True):
+        super().__init__(url, createTables=createTables)
+        self._seIDs: dict[str, int] = {}
+        self._seNames: dict[int, str] = {}
+        if createTables:
+            with self.transaction("createRoot") as conn:
+                self._makeDirectories(conn, [ROOT], "", "", 0o755)
+
+    # -- storage elements ------------------------------------------------------------------------
+    def seIDs(self, conn: Connection, names: Iterable[str]) -> dict[str, int]:
+        """{SEName: SEID}, registering unknown SE names (IDs never change, so they are cached)."""
+        missing = sorted(set(names) - set(self._seIDs))
+        if missing:
+            se = T.storageElements
+            conn.execute(self.insertIgnore(se), [{"SEName": name} for name in missing])
+            for seID, name in conn.execute(select(se.c.SEID, se.c.SEName).where(se.c.SEName.in_(missing))):
+                self._seIDs[name], self._seNames[seID] = seID, name
+        return {name: self._seIDs[name] for name in names}
+
+    def seName(self, conn: Connection, seID: int) -> str:
+        if seID not in self._seNames:
+            se = T.storageElements
+            for sid, name in conn.execute(select(se.c.SEID, se.c.SEName)):
+                self._seIDs[name], self._seNames[sid] = sid, name
+        return self._seNames.get(seID, f"Unknown-{seID}")
+
+    def knownSEIDs(self, conn: Connection, names: Iterable[str]) -> dict[str, int]:
+        """{SEName: SEID} of the SE names the catalog already knows (nothing registered)."""
+        wanted = set(names)
+        if wanted - set(self._seIDs):
+            se = T.storageElements
+            for seID, name in conn.execute(select(se.c.SEID, se.c.SEName).where(se.c.SEName.in_(sorted(wanted)))):
+                self._seIDs[name], self._seNames[seID] = seID, name
+        return {name: self._seIDs[name] for name in wanted if name in self._seIDs}
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def _directoriesByPath(self, conn: Connection, paths: Iterable[str]) -> dict[str, Row]:
+        byHash = {pathHash(path): path for path in set(paths)}
+        found: dict[str, Row] = {}
+        for part in chunks(list(byHash)):
+            for row in conn.execute(select(*_DIR_COLUMNS).where(T.directories.c.PathHash.in_(part))).mappings():
+                found[row["Path"]] = dict(row)
+        return found
+
+    def _filesByLFN(self, conn: Connection, lfns: Iterable[str]) -> dict[str, Row]:
+        byHash = {pathHash(lfn): lfn for lfn in set(lfns)}
+        found: dict[str, Row] = {}
+        for part in chunks(list(byHash)):
+            for row in conn.execute(select(*_FILE_COLUMNS).where(T.files.c.LFNHash.in_(part))).mappings():
+                found[byHash[row["LFNHash"]]] = dict(row)
+        return found
+
+    def getDirectories(self, paths: Iterable[str]) -> dict[str, Row]:
+        """{path: {DirID, Path, Owner, OwnerGroup, Mode, CreationDate, ModificationDate}} of existing directories."""
+        with self.connection("getDirectories") as conn:
+            return self._directoriesByPath(conn, paths)
+
+    def getFiles(self, lfns: Iterable[str]) -> dict[str, Row]:
+        """{lfn: file row} of the registered files among ``lfns``."""
+        with self.connection("getFiles") as conn:
+            return self._filesByLFN(conn, lfns)
+
+    def nearestDirectories(self, paths: Iterable[str]) -> dict[str, Row]:
+        """{path: the row of the nearest existing directory that is ``path`` or above it} (one query)."""
+        paths = set(paths)
+        chains = {path: ancestorsOf(path) for path in paths}
+        known = self.getDirectories({p for chain in chains.values() for p in chain})
+        return {path: next(known[p] for p in chain if p in known) for path, chain in chains.items()
+                if any(p in known for p in chain)}
+
+    def pathKinds(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """{path: 'Directory' | 'File' | None}."""
+        paths = set(paths)
+        with self.connection("pathKinds") as conn:
+            dirs = self._directoriesByPath(conn, paths)
+            fileHashes = self._existingFileHashes(conn, paths - set(dirs))
+        return {p: "Directory" if p in dirs else "File" if pathHash(p) in fileHashes else None for p in paths}
+
+    def _existingFileHashes(self, conn: Connection, paths: Iterable[str]) -> set[bytes]:
+        hashes = [pathHash(p) for p in set(paths)]
+        found: set[bytes] = set()
+        for part in chunks(hashes):
+            found.update(conn.scalars(select(T.files.c.LFNHash).where(T.files.c.LFNHash.in_(part))))
+        return found
+
+    # -- directories --------------------------------------------------------------------------------
+    def makeDirectories(self, paths: Iterable[str], owner: str, group: str, mode: int
+                        ) -> tuple[dict[str, int], dict[str, str]]:
+        """Create ``paths`` and their missing parents: ({path: DirID}, {path: reason})."""
+        with self.transaction("makeDirectories") as conn:
+            return self._makeDirectories(conn, paths, owner, group, mode)
+
+    def _makeDirectories(self, conn: Connection, paths: Iterable[str], owner: str, group: str, mode: int
+                         ) -> tuple[dict[str, int], dict[str, str]]:
+        paths = set(paths)
+        chains = {path: ancestorsOf(path) for path in paths}
+        wanted = {p for chain in chains.values() for p in chain}
+        ids = {path: row["DirID"] for path, row in self._directoriesByPath(conn, wanted).items()}
+        missing = wanted - set(ids)
+        failed: dict[str, str] = {}
+        if missing:
+            clashes = {p for p in missing if pathHash(p) in self._existingFileHashes(conn, missing)}
+            for path, chain in chains.items():
+                clash = next((p for p in chain if p in clashes), None)
+                if clash is not None:
+                    failed[path] = f"{clash} is a file"
+            missing -= {p for path in failed for p in chains[path]}
+            now = utcnow()
+            created: list[str] = []
+            for depth in sorted({depthOf(p) for p in missing}):
+                level = sorted(p for p in missing if depthOf(p) == depth)
+                conn.execute(self.insertIgnore(T.directories), [
+                    {"Parent": ids.get(parentOf(p)) if p != ROOT else None, "Path": p, "PathHash": pathHash(p),
+                     "Owner": owner, "OwnerGroup": group, "Mode": mode, "CreationDate": now,
+                     "ModificationDate": now} for p in level])
+                ids.update({path: row["DirID"] for path, row in self._directoriesByPath(conn, level).items()})
+                created += level
+            rows = [{"AncestorID": ids[ancestor], "DirID": ids[path], "Depth": depth}
+                    for path in created for depth, ancestor in enumerate(ancestorsOf(path))]
+            for part in chunks(rows):
+                conn.execute(self.insertIgnore(T.closure), list(part))
+        return {path: ids[path] for path in paths if path not in failed}, failed
+
+    def removeDirectories(self, paths: Iterable[str]) -> tuple[dict[str, bool], dict[str, str]]:
+        """Remove empty directories (absent ones count as removed)."""
+        paths = set(paths)
+        successful: dict[str, bool] = {}
+        failed: dict[str, str] = {}
+        d, c = T.directories, T.closure
+        with self.transaction("removeDirectories") as conn:
+            found = self._directoriesByPath(conn, paths)
+            for path in paths:
+                if path not in found:
+                    successful[path] = True
+                    continue
+                dirID = found[path]["DirID"]
+                if path == ROOT:
+                    failed[path] = "The root directory cannot be removed"
+                elif (conn.scalar(select(func.count()).select_from(d).where(d.c.Parent == dirID))
+                      or conn.scalar(select(func.count()).select_from(T.files).where(T.files.c.DirID == dirID))
+                      or conn.scalar(select(func.count()).select_from(T.datasets)
+                                     .where(T.datasets.c.DirID == dirID))):
+                    failed[path] = "Directory not empty"
+                else:
+                    conn.execute(delete(c).where(c.c.DirID == dirID))
+                    conn.execute(delete(d).where(d.c.DirID == dirID))
+                    self._deleteMetaValues(conn, "D", [dirID])
+                    successful[path] = True
+        return successful, failed
+
+    def subtreeDirIDs(self, conn: Connection, dirID: int) -> Any:
+        """A SELECT of the DirIDs of a directory and everything below it."""
+        return select(T.closure.c.DirID).where(T.closure.c.AncestorID == dirID)
+
+    def listDirectory(self, path: str, verbose: bool) -> dict[str, Any]:
+        """{Files: {lfn: {MetaData, Replicas?}}, SubDirs: {path: True | metadata}, Links: {}, Datasets: {}}."""
+        d, f = T.directories, T.files
+        with self.connection("listDirectory") as conn:
+            directory = self._directoriesByPath(conn, [path]).get(path)
+            if directory is None:
+                raise KeyError(path)
+            subdirs = {row["Path"]: (directoryMetadata(dict(row)) if verbose else True) for row in conn.execute(
+                select(*_DIR_COLUMNS).where(d.c.Parent == directory["DirID"])).mappings()}
+            # plain tuples and naive UTC datetimes (what the wire carries): the fast path of big listings
+            rows = conn.execute(select(f.c.FileName, *_LISTING_COLUMNS).where(f.c.DirID == directory["DirID"])).all()
+            filesOut = {joinPath(path, row[0]): {"MetaData": dict(zip(_LISTING_KEYS, row[1:], strict=True))}
+                        for row in rows}
+            if verbose and rows:
+                names = {row[1]: joinPath(path, row[0]) for row in rows}
+                for fileID, se, status, pfn in self._replicaRows(conn, f.c.DirID == directory["DirID"]):
+                    filesOut[names[fileID]].setdefault("Replicas", {})[self.seName(conn, se)] = {
+                        "Status": status, "PFN": pfn}
+            dsets = self._datasetsInDirectory(conn, directory["DirID"], path)
+        return {"Files": filesOut, "SubDirs": subdirs, "Links": {}, "Datasets": dsets}
+
+    def _replicaRows(self, conn: Connection, fileCondition: Any) -> Any:
+        r, f = T.replicas, T.files
+        return conn.execute(select(r.c.FileID, r.c.SEID, r.c.Status, r.c.PFN).join(f, f.c.FileID == r.c.FileID)
+                            .where(fileCondition))
+
+    def getDirectoryDump(self, path: str) -> dict[str, Any]:
+        """{Files: {lfn: {Size, CreationDate}}, SubDirs: [every directory below]} of a whole subtree."""
+        d, f, c = T.directories, T.files, T.closure
+        with self.connection("getDirectoryDump") as conn:
+            directory = self._directoriesByPath(conn, [path]).get(path)
+            if directory is None:
+                raise KeyError(path)
+            subtree = select(c.c.DirID).where(c.c.AncestorID == directory["DirID"])
+            dirPaths = dict(conn.execute(select(d.c.DirID, d.c.Path).where(d.c.DirID.in_(subtree))).all())
+            filesOut = {joinPath(dirPaths[dirID], name): {"Size": size, "CreationDate": created}
+                        for dirID, name, size, created in conn.execute(
+                            select(f.c.DirID, f.c.FileName, f.c.Size, f.c.CreationDate).where(f.c.DirID.in_(subtree)))}
+        return {"Files": filesOut, "SubDirs": sorted(p for i, p in dirPaths.items() if i != directory["DirID"])}
+
+    def getDirectorySize(self, path: str, longOutput: bool, recursive: bool) -> dict[str, Any]:
+        """{LogicalSize, LogicalFiles, LogicalDirectories[, PhysicalSize: {SE: {Size, Files}, TotalSize, TotalFiles}]}."""
+        d, f, c, r = T.directories, T.files, T.closure, T.replicas
+        with self.connection("getDirectorySize") as conn:
+            directory = self._directoriesByPath(conn, [path]).get(path)
+            if directory is None:
+                raise KeyError(path)
+            dirID = directory["DirID"]
+            if recursive:
+                inside = f.c.DirID.in_(select(c.c.DirID).where(c.c.AncestorID == dirID))
+                subdirs = conn.scalar(select(func.count()).select_from(c).where(c.c.AncestorID == dirID, c.c.Depth > 0))
+            else:
+                inside = f.c.DirID == dirID
+                subdirs = conn.scalar(select(func.count()).select_from(d).where(d.c.Parent == dirID))
+            count, size = conn.execute(select(func.count(), func.coalesce(func.sum(f.c.Size), 0)).where(inside)).one()
+            result: dict[str, Any] = {"LogicalSize": int(size), "LogicalFiles": int(count),
+                                      "LogicalDirectories": int(subdirs)}
+            if longOutput:
+                physical: dict[str, Any] = {}
+                for seID, seFiles, seSize in conn.execute(
+                        select(r.c.SEID, func.count(), func.coalesce(func.sum(f.c.Size), 0))
+                        .join(f, f.c.FileID == r.c.FileID).where(inside).group_by(r.c.SEID)):
+                    physical[self.seName(conn, seID)] = {"Size": int(seSize), "Files": int(seFiles)}
+                totals = {"TotalSize": sum(v["Size"] for v in physical.values()),
+                          "TotalFiles": sum(v["Files"] for v in physical.values())}
+                result["PhysicalSize"] = physical | totals
+        return result
+
+    def getDirectoryReplicas(self, path: str, allStatus: bool, visibleFile: Sequence[str],
+                             visibleReplica: Sequence[str]) -> dict[str, dict[str, str]]:
+        """{lfn: {SE: PFN}} of the files directly in a directory."""
+        f = T.files
+        with self.connection("getDirectoryReplicas") as conn:
+            directory = self._directoriesByPath(conn, [path]).get(path)
+            if directory is None:
+                raise KeyError(path)
+            fileCond = f.c.DirID == directory["DirID"]
+            query = select(f.c.FileID, f.c.FileName).where(fileCond)
+            if not allStatus:
+                query = query.where(f.c.Status.in_(visibleFile))
+            names = {fileID: joinPath(path, name) for fileID, name in conn.execute(query)}
+            result: dict[str, dict[str, str]] = {lfn: {} for lfn in names.values()}
+            for fileID, seID, status, pfn in self._replicaRows(conn, fileCond):
+                if fileID in names and (allStatus or status in visibleReplica):
+                    result[names[fileID]][self.seName(conn, seID)] = pfn
+        return result
+
+    def changePathAttributes(self, changes: Mapping[str, Mapping[str, Any]], recursive: bool
+                             ) -> tuple[dict[str, bool], dict[str, str]]:
+        """Set Owner / OwnerGroup / Mode of paths ({path: {column: value}}), of their subtrees when recursive."""
+        successful: dict[str, bool] = {}
+        failed: dict[str, str] = {}
+        d, f, c = T.directories, T.files, T.closure
+        now = utcnow()
+        with self.transaction("changePathAttributes") as conn:
+            dirs = self._directoriesByPath(conn, changes)
+            fileRows = self._filesByLFN(conn, set(changes) - set(dirs))
+            for path, values in changes.items():
+                if path in dirs:
+                    dirID = dirs[path]["DirID"]
+                    target = d.c.DirID.in_(select(c.c.DirID).where(c.c.AncestorID == dirID)) if recursive \
+                        else d.c.DirID == dirID
+                    conn.execute(update(d).where(target).values(**values, ModificationDate=now))
+                    if recursive:
+                        conn.execute(update(f).where(f.c.DirID.in_(select(c.c.DirID).where(c.c.AncestorID == dirID)))
+                                     .values(**values, ModificationDate=now))
+                elif path in fileRows:
+                    conn.execute(update(f).where(f.c.FileID == fileRows[path]["FileID"])
+                                 .values(**values, ModificationDate=now))
+                else:
+                    failed[path] = NO_SUCH
+                    continue
+                successful[path] = True
+        return successful, failed
+
+    # -- files ----------------------------------------------------------------------------------------
+    def addFiles(self, entries: Mapping[str, Mapping[str, Any]], owner: str, group: str, mode: int,
+                 dirMode: int) -> tuple[dict[str, bool], dict[str, str]]:
+        """Register files: {lfn: {Size, Checksum, ChecksumType, GUID, Status, Replicas: [(SE, PFN, Status)]}}.
+
+        A file already registered with the same size, checksum and GUID is a success (its new replicas
+        are added); with other values it fails. Missing parent directories are created.
+        """
+        successful: dict[str, bool] = {}
+        failed: dict[str, str] = {}
+        with self.transaction("addFiles") as conn:
+            todo = dict(entries)
+            for lfn in self._directoriesByPath(conn, todo):
+                failed[lfn] = "A directory of this name exists"
+                del todo[lfn]
+            existing = self._filesByLFN(conn, todo)
+            dirIDs, dirFailed = self._makeDirectories(conn, {parentOf(lfn) for lfn in todo if lfn not in existing},
+                                                      owner, group, dirMode)
+            for lfn in list(todo):
+                if lfn not in existing and parentOf(lfn) in dirFailed:
+                    failed[lfn] = dirFailed[parentOf(lfn)]
+                    del todo[lfn]
+            now = utcnow()
+            newRows = [{"DirID": dirIDs[parentOf(lfn)], "FileName": lfn.rsplit("/", 1)[1], "LFNHash": pathHash(lfn),
+                        "Size": info["Size"], "Checksum": info["Checksum"], "ChecksumType": info["ChecksumType"],
+                        "GUID": info["GUID"], "Status": info["Status"], "Owner": owner, "OwnerGroup": group,
+                        "Mode": mode, "CreationDate": now, "ModificationDate": now}
+                       for lfn, info in todo.items() if lfn not in existing]
+            for part in chunks(newRows):
+                conn.execute(self.insertIgnore(T.files), list(part))
+            registered = self._filesByLFN(conn, todo) if newRows else existing
+            replicaRows = []
+            for lfn, info in todo.items():
+                row = registered[lfn]
+                if (row["Size"], row["Checksum"].lower(), row["GUID"]) != \
+                        (info["Size"], info["Checksum"].lower(), info["GUID"]):
+                    failed[lfn] = "File already registered with alternative metadata"
+                    continue
+                seIDs = self.seIDs(conn, [se for se, _, _ in info["Replicas"]])
+                replicaRows += [{"FileID": row["FileID"], "SEID": seIDs[se], "Status": status, "PFN": pfn}
+                                for se, pfn, status in info["Replicas"]]
+                successful[lfn] = True
+            for part in chunks(replicaRows):
+                conn.execute(self.insertIgnore(T.replicas), list(part))
+        return successful, failed
+
+    def removeFiles(self, lfns: Iterable[str]) -> dict[str, bool]:
+        """Remove files with their replicas, metadata and dataset entries (absent ones count as removed)."""
+        lfns = set(lfns)
+        with self.transaction("removeFiles") as conn:
+            fileIDs = [row["FileID"] for row in self._filesByLFN(conn, lfns).values()]
+            for part in chunks(fileIDs):
+                conn.execute(delete(T.replicas).where(T.replicas.c.FileID.in_(part)))
+                conn.execute(delete(T.datasetFiles).where(T.datasetFiles.c.FileID.in_(part)))
+                self._deleteMetaValues(conn, "F", part)
+                conn.execute(delete(T.files).where(T.files.c.FileID.in_(part)))
+        return dict.fromkeys(lfns, True)
+
+    def setFileStatus(self, statuses: Mapping[str, str]) -> tuple[dict[str, bool], dict[str, str]]:
+        """Set the Status of files: {lfn: status}."""
+        with self.transaction("setFileStatus") as conn:
+            found = self._filesByLFN(conn, statuses)
+            rows = [{"id": found[lfn]["FileID"], "status": status} for lfn, status in statuses.items() if lfn in found]
+            if rows:
+                conn.execute(update(T.files).where(T.files.c.FileID == bindparam("id"))
+                             .values(Status=bindparam("status"), ModificationDate=utcnow()), rows)
+        return (dict.fromkeys((lfn for lfn in statuses if lfn in found), True),
+                {lfn: NO_SUCH for lfn in statuses if lfn not in found})
+
+    def getLFNsForGUIDs(self, guids: Iterable[str]) -> dict[str, str]:
+        """{GUID: lfn} of the GUIDs known to the catalog."""
+        f, d = T.files, T.directories
+        guids = sorted(set(guids))
+        result: dict[str, str] = {}
+        with self.connection("getLFNsForGUIDs") as conn:
+            for part in chunks(guids):
+                for guid, path, name in conn.execute(select(f.c.GUID, d.c.Path, f.c.FileName)
+                                                     .join(d, d.c.DirID == f.c.DirID).where(f.c.GUID.in_(part))):
+                    result[guid] = joinPath(path, name)
+        return result
+
+    # -- replicas --------------------------------------------------------------------------------------
+    def addReplicas(self, entries: Mapping[str, Sequence[tuple[str, str, str]]]
+                    ) -> tuple[dict[str, bool], dict[str, str]]:
+        """Add replicas: {lfn: [(SE, PFN, Status)]}; a replica already registered is a success."""
+        with self.transaction("addReplicas") as conn:
+            found = self._filesByLFN(conn, entries)
+            seIDs = self.seIDs(conn, {se for lfn in found for se, _, _ in entries[lfn]})
+            rows = [{"FileID": found[lfn]["FileID"], "SEID": seIDs[se], "Status": status, "PFN": pfn}
+                    for lfn in found for se, pfn, status in entries[lfn]]
+            for part in chunks(rows):
+                conn.execute(self.insertIgnore(T.replicas), list(part))
+        return dict.fromkeys(found, True), {lfn: NO_SUCH for lfn in entries if lfn not in found}
+
+    def removeReplicas(self, entries: Mapping[str, str]) -> dict[str, bool]:
+        """Remove replicas: {lfn: SE}; absent files and replicas count as removed."""
+        r = T.replicas
+        with self.transaction("removeReplicas") as conn:
+            found = self._filesByLFN(conn, entries)
+            seIDs = self.knownSEIDs(conn, {entries[lfn] for lfn in found})
+            rows = [{"id": found[lfn]["FileID"], "se": seIDs[entries[lfn]]} for lfn in found if entries[lfn] in seIDs]
+            if rows:
+                conn.execute(delete(r).where(r.c.FileID == bindparam("id"), r.c.SEID == bindparam("se")), rows)
+        return dict.fromkeys(entries, True)
+
+    def _replicasOf(self, conn: Connection, fileIDs: Sequence[int]) -> dict[int, dict[str, tuple[str, str]]]:
+        """{FileID: {SE: (Status, PFN)}}."""
+        r = T.replicas
+        result: dict[int, dict[str, tuple[str, str]]] = {}
+        for part in chunks(list(fileIDs)):
+            for fileID, seID, status, pfn in conn.execute(select(r.c.FileID, r.c.SEID, r.c.Status, r.c.PFN)
+                                                          .where(r.c.FileID.in_(part))):
+                result.setdefault(fileID, {})[self.seName(conn, seID)] = (status, pfn)
+        return result
+
+    def setReplicaStatus(self, entries: Mapping[str, tuple[str, str]]) -> tuple[dict[str, bool], dict[str, str]]:
+        """Set replica statuses: {lfn: (SE, status)}."""
+        failed: dict[str, str] = {}
+        r = T.replicas
+        with self.transaction("setReplicaStatus") as conn:
+            found = self._filesByLFN(conn, entries)
+            current = self._replicasOf(conn, [row["FileID"] for row in found.values()])
+            seIDs = self.knownSEIDs(conn, {se for se, _ in entries.values()})
+            rows = []
+            for lfn, (se, status) in entries.items():
+                if lfn not in found:
+                    failed[lfn] = NO_SUCH
+                elif se not in current.get(found[lfn]["FileID"], {}):
+                    failed[lfn] = f"No replica at {se}"
+                else:
+                    rows.append({"id": found[lfn]["FileID"], "se": seIDs[se], "status": status})
+            if rows:
+                conn.execute(update(r).where(r.c.FileID == bindparam("id"), r.c.SEID == bindparam("se"))
+                             .values(Status=bindparam("status")), rows)
+        return dict.fromkeys((lfn for lfn in entries if lfn not in failed), True), failed
+
+    def getReplicas(self, lfns: Iterable[str], allStatus: bool, visibleFile: Sequence[str],
+                    visibleReplica: Sequence[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """{lfn: {SE: PFN}} (visible statuses only unless ``allStatus``); absent files in the failed dict."""
+        f, r = T.files, T.replicas
+        byHash = {pathHash(lfn): lfn for lfn in set(lfns)}
+        successful: dict[str, dict[str, str]] = {}
+        with self.connection("getReplicas") as conn:
+            for part in chunks(list(byHash)):
+                query = (select(f.c.LFNHash, r.c.SEID, r.c.Status, r.c.PFN)
+                         .outerjoin(r, r.c.FileID == f.c.FileID).where(f.c.LFNHash.in_(part)))
+                if not allStatus:
+                    query = query.where(f.c.Status.in_(visibleFile))
+                for lfnHash, seID, status, pfn in conn.execute(query):
+                    replicasOf = successful.setdefault(byHash[lfnHash], {})
+                    if seID is not None and (allStatus or status in visibleReplica):
+                        replicasOf[self.seName(conn, seID)] = pfn
+        return successful, {lfn: NO_SUCH for lfn in byHash.values() if lfn not in successful}
+
+    def getReplicaStatus(self, entries: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """{lfn: status of its replica at the SE asked for}."""
+        successful: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        with self.connection("getReplicaStatus") as conn:
+            found = self._filesByLFN(conn, entries)
+            current = self._replicasOf(conn, [row["FileID"] for row in found.values()])
+            for lfn, se in entries.items():
+                if lfn not in found:
+                    failed[lfn] = NO_SUCH
+                elif se not in current.get(found[lfn]["FileID"], {}):
+                    failed[lfn] = f"No replica at {se}"
+                else:
+                    successful[lfn] = current[found[lfn]["FileID"]][se][0]
+        return successful, failed
+
+    def getSEDump(self, seNames: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        """[(SE, lfn, checksum, size)] of every replica at the SEs."""
+        f, d, r = T.files, T.directories, T.replicas
+        with self.connection("getSEDump") as conn:
+            seIDs = self.knownSEIDs(conn, seNames)
+            if not seIDs:
+                return []
+            return [(self.seName(conn, seID), joinPath(path, name), checksum, size) for seID, path, name, checksum, size
+                    in conn.execute(select(r.c.SEID, d.c.Path, f.c.FileName, f.c.Checksum, f.c.Size)
+                                    .join(f, f.c.FileID == r.c.FileID).join(d, d.c.DirID == f.c.DirID)
+                                    .where(r.c.SEID.in_(sorted(seIDs.values())))
+                                    .order_by(r.c.SEID, d.c.Path, f.c.FileName))]
+
+    def getCatalogCounters(self) -> dict[str, int]:
+        """How many directories, files and replicas the catalog holds."""
+        with self.connection("getCatalogCounters") as conn:
+            return {"Directories": conn.scalar(select(func.count()).select_from(T.directories)),
+                    "Files": conn.scalar(select(func.count()).select_from(T.files)),
+                    "Replicas": conn.scalar(select(func.count()).select_from(T.replicas))}
+
+
+def directoryMetadata(row: Row) -> Row:
+    """What getDirectoryMetadata and a verbose listing answer for a directory row."""
+    return {"DirID": row["DirID"], "Owner": row["Owner"], "OwnerGroup": row["OwnerGroup"], "Mode": row["Mode"],
+            "CreationDate": row["CreationDate"], "ModificationDate": row["ModificationDate"], "Type": "Directory"}
+
+
+def fileMetadata(row: Row) -> Row:
+    """What getFileMetadata and listDirectory answer for a file row."""
+    return {key: row[key] for key in ("FileID", "Size", "Checksum", "ChecksumType", "GUID", "Status", "Owner",
+                                      "OwnerGroup", "Mode", "CreationDate", "ModificationDate")} | {"Type": "File"}
+
+
+def newGUID() -> str:
+    """A new file GUID in DIRAC's upper-case form."""
+    return str(uuid.uuid4()).upper()

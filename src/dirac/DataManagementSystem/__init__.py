@@ -1,0 +1,1 @@
+"""Data Management: the File Catalog (and, later, Storage Elements and the DataManager)."""

@@ -1,0 +1,1 @@
+"""Catalog clients: the DIRAC File Catalog client."""
