@@ -181,7 +181,8 @@ def test_blocking_method_does_not_block_other_calls(grid):
 
     thread = threading.Thread(target=slow)
     thread.start()
-    assert grid.client().ping()["OK"]
+    result = grid.client().ping()
+    assert result["OK"], result
     assert not done.is_set(), "ping waited for the sleeping call"
     thread.join()
 

@@ -71,6 +71,7 @@ class ConfigurationClient:
         self._lock = threading.RLock()
         self._localLoaded = False
         self._remoteStarted = False
+        self._ready = False  # local files read and the central configuration fetched once
         self.refresher = None
 
     # -- initialisation ----------------------------------------------------------------------
@@ -84,7 +85,7 @@ class ConfigurationClient:
                 self.data.setLocalOption(path, value)
             self._localLoaded = True
             if not fetchRemote:
-                self._remoteStarted = True
+                self._remoteStarted = self._ready = True
 
     def reset(self) -> None:
         """Drop all loaded configuration and stop the refresher (tests)."""
@@ -97,7 +98,7 @@ class ConfigurationClient:
         """In the Configuration Server process: serve ``cfg`` as the central configuration."""
         with self._lock:
             self._ensureLocal()
-            self._remoteStarted = True
+            self._remoteStarted = self._ready = True
             self.data.setRemote(cfg)
 
     def _ensureLocal(self) -> None:
@@ -105,11 +106,11 @@ class ConfigurationClient:
             self.initialize()
 
     def _ensure(self) -> None:
-        if self._localLoaded and self._remoteStarted:
+        if self._ready:
             return
-        with self._lock:
+        with self._lock:  # other threads wait here until the first fetch is done
             self._ensureLocal()
-            if self._remoteStarted:
+            if self._remoteStarted:  # done, or this thread is fetching (the fetch itself reads options)
                 return
             self._remoteStarted = True
             servers = toList(self.data.merged.getOption("/DIRAC/Configuration/Servers", ""))
@@ -118,6 +119,7 @@ class ConfigurationClient:
 
                 self.refresher = Refresher(self, servers)
                 self.refresher.start()
+            self._ready = True
 
     @property
     def cfg(self) -> CFG:

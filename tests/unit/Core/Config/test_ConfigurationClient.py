@@ -85,3 +85,29 @@ def test_diracsysconfig_is_the_default_local_file(tmp_path, monkeypatch):
     cfgFile.write_text("DIRAC\n{\n  FromEnv = 1\n}\n")
     monkeypatch.setenv("DIRACSYSCONFIG", str(cfgFile))
     assert gConfig.getValue("/DIRAC/FromEnv", 0) == 1
+
+
+def test_threads_reading_first_wait_for_the_central_configuration(tmp_path, monkeypatch):
+    """While one thread fetches the CS at first use, another reading at the same time sees the result."""
+    import threading
+    import time
+
+    from dirac.Core.Config import Refresher
+
+    def slowStart(self) -> None:
+        time.sleep(0.5)  # a Configuration Server answering slowly
+        self.config.data.setRemote(CFG().loadFromBuffer("Systems\n{\n  Test\n  {\n    Option = central\n  }\n}\n"))
+
+    monkeypatch.setattr(Refresher.Refresher, "start", slowStart)
+    local = tmp_path / "dirac.cfg"
+    local.write_text("DIRAC\n{\n  Configuration\n  {\n    Servers = https://cs.invalid:9135/Configuration/Server\n"
+                     "  }\n}\n")
+    monkeypatch.setenv("DIRACSYSCONFIG", str(local))
+    gConfig.reset()
+    seen = []
+    first = threading.Thread(target=lambda: seen.append(gConfig.getValue("/Systems/Test/Option", "")))
+    first.start()
+    time.sleep(0.1)  # the first thread is now fetching
+    seen.append(gConfig.getValue("/Systems/Test/Option", ""))
+    first.join()
+    assert seen == ["central", "central"]
