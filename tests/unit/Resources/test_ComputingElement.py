@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from DIRACCommon.Core.Utilities import DErrno
 
+from dirac.Core.Base import Components
 from dirac.Core.Utilities.Exceptions import ConfigurationError, InvalidArgument
-from dirac.Resources.Computing import ComputingElement as ceModule
 from dirac.Resources.Computing.ComputingElement import (
     PILOT_FINAL_STATES,
     PILOT_STATES,
@@ -123,7 +123,7 @@ def test_factory_loads_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
         assert group == "dirac.computing_elements"
         return [EntryPoint(name, value, group) for name, value in points.items()]
 
-    monkeypatch.setattr(ceModule, "entry_points", fakeEntryPoints)
+    monkeypatch.setattr(Components, "entry_points", fakeEntryPoints)
     ce = getComputingElement("MyPool", "pool", {})
     assert isinstance(ce, PoolComputingElement) and ce.getParameter("CEType") == "MyPool"
     with pytest.raises(ConfigurationError, match="cannot load"):

@@ -1,4 +1,4 @@
-"""Finds the installed services and agents through entry points.
+"""Finds the installed services, agents and plug-ins through entry points.
 
 Systems (and extensions) declare their components in their package metadata::
 
@@ -14,6 +14,7 @@ Nothing is imported until a component is loaded, so commands stay fast.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from typing import Any
@@ -47,18 +48,28 @@ def _load(group: str, name: str) -> Any:
     return points[name].load()
 
 
+def loadClass(path: str, what: str) -> Any:
+    """The object named by ``module:Class`` (ConfigurationError naming ``what`` when it cannot be loaded)."""
+    module, _, cls = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load {path} for {what}: {exc}") from exc
+
+
+def pluginClasses(builtin: Mapping[str, str], group: str) -> dict[str, str]:
+    """{name: 'module:Class'} of a plug-in family (CEs, batch systems): the built-in ones and entry points of ``group``."""
+    classes = dict(builtin)
+    classes.update({name: point.value for name, point in _entryPoints(group).items()})
+    return classes
+
+
 def _fromCS(option: str, name: str) -> type | None:
     """The class named by a ``module:Class`` CS option, or None when the option is unset."""
     from dirac.Core.Config import gConfig
 
     path = gConfig.getValue(option, "")
-    if not path:
-        return None
-    module, _, cls = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load {path} for {name}: {exc}") from exc
+    return loadClass(path, name) if path else None
 
 
 def loadService(name: str) -> type:

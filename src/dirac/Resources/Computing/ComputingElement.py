@@ -22,17 +22,16 @@ Job statuses are DIRAC's pilot status names (``PILOT_STATES``); references look 
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from DIRACCommon.Core.Utilities import DErrno
 
+from dirac.Core.Base.Components import loadClass, pluginClasses
 from dirac.Core.Config.ConfigurationClient import castValue, toList
 from dirac.Core.Utilities.Exceptions import ConfigurationError, DiracError, InvalidArgument
 from dirac.Core.Utilities.Logging import getLogger
@@ -93,6 +92,18 @@ class SubmissionError(ComputingElementError):
     """The CE refused or failed to start a submission."""
 
     errno = DErrno.EWMSSUBM
+
+
+class CEUnreachable(ComputingElementError):
+    """The CE (or the host its commands run on) cannot be reached: refused, timed out, unknown host, dropped."""
+
+    errno = DErrno.ERESUNA
+
+
+class CEAuthenticationFailed(ComputingElementError):
+    """The CE refused our credentials (e.g. an SSH key it does not accept) or its identity could not be verified."""
+
+    errno = DErrno.ENOAUTH
 
 
 class UnknownJobReference(ComputingElementError):
@@ -231,12 +242,16 @@ class ComputingElement:
         if not isinstance(numberOfJobs, int) or numberOfJobs < 1:
             return InvalidArgument(f"numberOfJobs must be a positive integer, not {numberOfJobs!r}").toSError()
         result = self._submitJob(executableFile, proxy, numberOfJobs, kwargs)
-        if result["OK"]:
+        if result["OK"] and isinstance(result["Value"], dict):  # {reference: stamp}: stamps apart from the ids
+            result["PilotStampDict"] = dict(result["Value"])
+            result["Value"] = list(result["Value"])
+        elif result["OK"]:
             result["PilotStampDict"] = {ref: splitReference(ref) for ref in result["Value"]}
         return result
 
     @edgeMethod
-    def _submitJob(self, executableFile: str, proxy: str | bytes | None, numberOfJobs: int, kwargs: dict) -> list[str]:
+    def _submitJob(self, executableFile: str, proxy: str | bytes | None, numberOfJobs: int, kwargs: dict
+                   ) -> list[str] | dict[str, str]:
         if not os.path.isfile(executableFile):
             raise InvalidArgument(f"CE {self.ceName}: executable {executableFile} does not exist")
         pem = readCredential(proxy) if proxy is not None else None
@@ -304,9 +319,22 @@ class ComputingElement:
             description["Tag"].append("MultiProcessor")
         return description
 
+    def statusReason(self, reference: str) -> str:
+        """Why the job has the status the last ``getJobStatus`` gave, in the CE's words ('' when it has none)."""
+        return ""
+
+    def close(self) -> None:
+        """Release what the CE holds open (connections); the CE reopens them when used again."""
+
+    @classmethod
+    def implementation(cls, parameters: Mapping[str, Any]) -> type[ComputingElement]:
+        """The class that serves a CE of this type with these parameters (e.g. Local with a BatchSystem)."""
+        return cls
+
     # -- hooks for plug-ins: plain values in and out, typed exceptions on failure --------------------
-    def _submitJobs(self, executableFile: str, proxy: bytes | None, numberOfJobs: int, **kwargs: Any) -> list[str]:
-        """Start the jobs; return their references."""
+    def _submitJobs(self, executableFile: str, proxy: bytes | None, numberOfJobs: int, **kwargs: Any
+                    ) -> list[str] | dict[str, str]:
+        """Start the jobs; return their references, or {reference: pilot stamp} when stamps are not the ids."""
         raise NotImplementedError(f"{type(self).__name__} does not implement submission")
 
     def _getJobStatus(self, references: list[str]) -> dict[str, str]:
@@ -336,14 +364,14 @@ _BUILTIN_COMPUTING_ELEMENTS = {
     "Local": "dirac.Resources.Computing.LocalComputingElement:LocalComputingElement",
     "InProcess": "dirac.Resources.Computing.InProcessComputingElement:InProcessComputingElement",
     "Pool": "dirac.Resources.Computing.PoolComputingElement:PoolComputingElement",
+    "SSH": "dirac.Resources.Computing.SSHComputingElement:SSHComputingElement",
+    "SSHBatch": "dirac.Resources.Computing.SSHComputingElement:SSHBatchComputingElement",
 }
 
 
 def computingElementClasses() -> dict[str, str]:
     """{CEType: 'module:Class'} of every installed CE (entry points over the built-in ones)."""
-    classes = dict(_BUILTIN_COMPUTING_ELEMENTS)
-    classes.update({ep.name: ep.value for ep in entry_points(group=COMPUTING_ELEMENTS)})
-    return classes
+    return pluginClasses(_BUILTIN_COMPUTING_ELEMENTS, COMPUTING_ELEMENTS)
 
 
 def getComputingElement(ceType: str, ceName: str, parameters: Mapping[str, Any] | None = None) -> ComputingElement:
@@ -352,11 +380,8 @@ def getComputingElement(ceType: str, ceName: str, parameters: Mapping[str, Any] 
     if ceType not in classes:
         known = ", ".join(sorted(classes))
         raise ConfigurationError(f"CE {ceName}: no Computing Element of type {ceType!r} is installed (known: {known})")
-    module, _, className = classes[ceType].partition(":")
-    try:
-        ceClass = getattr(importlib.import_module(module), className)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"CE {ceName}: cannot load {classes[ceType]} for type {ceType}: {exc}") from exc
+    ceClass = loadClass(classes[ceType], f"CE {ceName} of type {ceType}")
     if not (isinstance(ceClass, type) and issubclass(ceClass, ComputingElement)):
         raise ConfigurationError(f"CE {ceName}: {classes[ceType]} is not a ComputingElement")
+    ceClass = ceClass.implementation(parameters or {})
     return ceClass(ceName, {**(parameters or {}), "CEType": ceType})

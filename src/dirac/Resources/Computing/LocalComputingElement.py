@@ -7,6 +7,9 @@ token, and ``exit_code`` once the pilot has ended. Everything needed to answer `
 is on disk, so a new CE object on the same directory (a restarted SiteDirector) sees the same
 statuses. Statuses: Running; Done (exit code 0); Failed (non-zero); Aborted (killed, or gone
 without an exit code). The proxy may be PEM text or the path of a PEM file.
+
+With ``BatchSystem = Slurm`` (or another batch system) the pilots are batch jobs submitted on this
+host instead: the factory then builds a ``LocalBatchComputingElement`` (BatchComputingElement.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dirac.Core.Utilities.Exceptions import ConfigurationError
+from dirac.Resources.Computing.BatchComputingElement import LocalBatchComputingElement
 from dirac.Resources.Computing.ComputingElement import (
     ABORTED,
     DONE,
@@ -62,6 +66,13 @@ class LocalComputingElement(ComputingElement):
 
     ceType = "Local"
     referenceScheme = "local"
+
+    @classmethod
+    def implementation(cls, parameters: Mapping[str, Any]) -> type[ComputingElement]:
+        """With ``BatchSystem`` set to a batch system (e.g. Slurm), pilots are batch jobs on this host instead."""
+        if str(parameters.get("BatchSystem") or "Host").lower() == "host":
+            return cls
+        return LocalBatchComputingElement
 
     def __init__(self, ceName: str, parameters: Mapping[str, Any] | None = None):
         super().__init__(ceName, parameters)

@@ -8,11 +8,13 @@ optionally limited by the ``Site``, ``CEs`` and ``CETypes`` options):
 2. pilots are submitted for them, within the queue's ``MaxWaitingJobs`` (pilots not yet
    running) and ``MaxTotalJobs`` (all live pilots), ``MaxPilotsToSubmit`` per cycle and what
    the CE says is free; each is registered in PilotAgentsDB with its reference and stamp;
-3. a queue whose CE fails is left alone for ``FailedQueueBackoff`` seconds, doubling while
-   it keeps failing, and used again as soon as a submission succeeds.
+3. a queue whose CE fails (refuses a submission, cannot be reached, rejects our key) is left
+   alone for ``FailedQueueBackoff`` seconds, doubling while it keeps failing, and used again as
+   soon as a submission succeeds.
 
-Then the statuses of the live pilots are read from their CEs into PilotAgentsDB, and the
-output of the pilots that ended is stored there.
+Then the statuses of the live pilots are read from their CEs into PilotAgentsDB, with the
+CE's reason (e.g. ``cancelled in Slurm``), and the output of the pilots that ended is stored
+there. A CE whose statuses cannot be read backs its queue off the same way.
 
 Pilots carry a proxy made by the director from ``PilotCertificate``/``PilotKey`` for
 ``PilotGroup`` (a group with ``GenericPilot``), renewed when less than half its lifetime is
@@ -92,6 +94,10 @@ class SiteDirector(AgentModule):
         self.pilotAgentsDB = self.pilotAgentsDB or PilotAgentsDB()
         self.workDirectory.mkdir(parents=True, exist_ok=True)
 
+    def finalize(self) -> None:
+        for _, ce in self.computingElements.values():
+            ce.close()
+
     # -- options ---------------------------------------------------------------------------------------
     @property
     def vo(self) -> str:
@@ -134,6 +140,8 @@ class SiteDirector(AgentModule):
             ceType = parameters.get("CEType") or ""
             if not ceType:
                 raise ConfigurationError(f"queue {name}: its CE has no CEType")
+            if cached is not None:
+                cached[1].close()
             self.computingElements[name] = (dict(parameters), getComputingElement(ceType, parameters["GridCE"],
                                                                                   parameters))
         return self.computingElements[name][1]
@@ -245,6 +253,8 @@ class SiteDirector(AgentModule):
         """Read the statuses of the live pilots of our CEs; how many changed."""
         changed = 0
         for name, (parameters, ce) in list(self.computingElements.items()):
+            if self._backingOff(name):
+                continue  # its CE failed: statuses are read again once it answers
             refs = self.pilotAgentsDB.selectPilots({"DestinationSite": parameters["GridCE"],
                                                     "Queue": parameters["Queue"],
                                                     "Status": list(PILOT_TRANSIENT_STATES)})
@@ -253,12 +263,16 @@ class SiteDirector(AgentModule):
             known = self.pilotAgentsDB.getPilotInfo(refs, ["Status"])
             statuses = ce.getJobStatus(refs)
             if not statuses["OK"]:
-                self.log.warning("queue %s: cannot read pilot statuses: %s", name, statuses["Message"])
+                self._failed(name, f"cannot read pilot statuses: {statuses['Message']}")
                 continue
+            if self.backoff.pop(name, None):
+                self.log.info("queue %s: its CE answers again", name)
             for ref, status in statuses["Value"].items():
                 if status == known[ref]["Status"] or status == "Unknown":
                     continue
-                self.pilotAgentsDB.setPilotStatus(ref, status, statusReason=f"{ce.ceName} says {status}")
+                reason = ce.statusReason(ref)
+                self.pilotAgentsDB.setPilotStatus(ref, status, statusReason=f"{ce.ceName} says {status}"
+                                                  + (f": {reason}" if reason else ""))
                 changed += 1
                 if status in PILOT_FINAL_STATES and self.am_getOption("GetPilotOutput"):
                     output = ce.getJobOutput(ref)
