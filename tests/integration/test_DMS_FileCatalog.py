@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from diraccfg import CFG
 
 from dirac.Resources.Catalog.FileCatalogClient import FileCatalogClient
 
@@ -118,3 +119,10 @@ def test_metadata_declaredByAdminsSetByOwnersQueriedByAll(anyGrid, area) -> None
     dataset = f"{BOB_HOME}/{area}/sets/early"
     assert value(bob.addDataset({dataset: {field: {"<": 3}}}))["Successful"] == {dataset: True}
     assert len(value(user.getDatasetFiles(dataset))["Successful"][dataset]) == 4
+
+
+def test_serverInit_configuresTheFileCatalogWithItsDefaults(grid) -> None:
+    master = CFG().loadFromFile(str(grid.instance.masterCFG))
+    assert master.getOption("/Systems/DataManagement/URLs/FileCatalog") == grid.url("DataManagement/FileCatalog")
+    assert master.getOption("/Systems/DataManagement/Services/FileCatalog/DirectoryMode") == "755"
+    assert master.getOption("/Systems/DataManagement/Services/FileCatalog/GlobalReadAccess") == "no"
