@@ -236,3 +236,39 @@ def test_a_pilot_killed_mid_job_leaves_its_job_stalled_then_failed(site: Instanc
     history = Dirac().getJobLoggingInfo(jobID)
     assert history["OK"] and "Stalled" in [row[0] for row in history["Value"]], history
     assert final["Status"] == "Failed"
+
+
+@pytest.mark.timeout(600)
+def test_pilots_can_pip_install_the_servers_own_client_wheel(site: Instance) -> None:
+    """dirac-server publish-client --use: new pilots install the wheel the server serves, then run jobs."""
+    import json
+
+    import requests
+
+    from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
+
+    published = json.loads(run("dirac-server", "--json", "publish-client", "--dir", str(site.root), "--use",
+                               env=dict(os.environ), timeout=300).stdout)
+    wheel = Path(published["wheel"])
+    assert wheel.parent == site.pilotFilesDir and wheel.name.startswith("dirac_seed-") and published["used"]
+    bundle = site.root / "ca-bundle.pem"
+    bundle.write_text("".join(p.read_text() for p in site.certificatesDir.iterdir() if p.suffix == ".0"))
+    assert requests.get(published["url"], verify=str(bundle), timeout=30).status_code == 401  # no certificate
+    served = requests.get(published["url"], verify=str(bundle), cert=str(site.proxy), timeout=30)
+    assert served.status_code == 200 and served.content == wheel.read_bytes()
+    assert requests.get(published["url"].rsplit("/", 1)[0] + "/..%2Fetc%2Fdirac.cfg", verify=str(bundle),
+                        cert=str(site.proxy), timeout=30).status_code == 404
+    try:
+        deadline = time.monotonic() + 60  # earlier pilots stop after a few failed matches
+        while _pilotProcesses(site.pilotsDir) and time.monotonic() < deadline:
+            time.sleep(1)
+        [jobID] = submit(jdl("/bin/echo", "installed"))
+        final = waitFor([jobID], timeout=400)
+        assert final[jobID]["Status"] == "Done", final
+        shown = run("dirac-wms-pilot-logging", "--job", str(jobID), env=dict(os.environ)).stdout
+        assert f"from {published['url']}" in shown and "client version" in shown, shown
+    finally:
+        api = CSAPI()
+        assert api.initialize()["OK"]
+        api.setOption(f"{WMS}/Agents/SiteDirector/PilotInstall", "")
+        assert api.commit()["OK"]

@@ -153,6 +153,18 @@ def checkNode(workDir: Path, python: str | None = None, benchmark: str = "db12")
 
 
 # -- client ----------------------------------------------------------------------------------------
+def caBundle(caDir: Path, bundle: Path) -> Path:
+    """One PEM file (what pip takes) with the CAs of a hashed CA directory and the node's usual ones."""
+    pems = [path.read_text() for path in sorted(caDir.iterdir())
+            if path.is_file() and "BEGIN CERTIFICATE" in path.read_text(errors="replace")]
+    usual = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+             or ssl.get_default_verify_paths().cafile)
+    if usual and Path(usual).is_file():  # the package index is still trusted for the dependencies
+        pems.append(Path(usual).read_text())
+    bundle.write_text("\n".join(pems))
+    return bundle
+
+
 def installClient(args: argparse.Namespace, workDir: Path, log: PilotLog) -> Path:
     """The python of a client installation: the given one, or a new venv with pip."""
     if args.client_python:
@@ -164,7 +176,15 @@ def installClient(args: argparse.Namespace, workDir: Path, log: PilotLog) -> Pat
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         python = venv / "bin" / "python"
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args.install.split()]
-        subprocess.run(pip, check=True)
+        env = dict(os.environ)
+        if "https://" in args.install:  # the server's own wheel: trust its CA too, show the pilot proxy
+            bundle = str(caBundle(Path(args.ca_dir), workDir / "ca-bundle.pem"))
+            # requests lets REQUESTS_CA_BUNDLE win over pip's --cert: point both at the bundle
+            env.update(PIP_CERT=bundle, REQUESTS_CA_BUNDLE=bundle)
+            pip += ["--client-cert", args.proxy] if args.proxy else []
+        done = subprocess.run(pip, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip could not install {args.install}: {done.stderr.strip()[-1500:]}")
     check = subprocess.run([str(python), "-c", "import dirac; print(dirac.__version__)"], capture_output=True,
                            text=True)
     if check.returncode != 0:

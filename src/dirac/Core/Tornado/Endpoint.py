@@ -9,14 +9,19 @@ File transfers use the same route: ``streamToClient`` answers with the raw bytes
 and ``streamFromClient`` takes the file as an ``application/octet-stream`` body, with
 ``method`` and ``args`` in the query string; the body is spooled to a temporary file as it
 arrives, never held whole in memory.
+
+``GET /pilot/<file>`` serves the files of ``/DIRAC/Server/PilotFilesDirectory`` (the client
+wheel pilots install, see ``dirac-server publish-client``) to any registered identity.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import tornado.web
@@ -179,14 +184,7 @@ class RPCEndpoint(tornado.web.RequestHandler):
             await self.finish()
             return
         fileObj = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source
-        try:
-            loop = asyncio.get_running_loop()
-            while chunk := await loop.run_in_executor(self.server.executor, fileObj.read, CHUNK_SIZE):
-                self.write(chunk)
-                await self.flush()
-        finally:
-            fileObj.close()
-        await self.finish()
+        await _sendChunks(self, fileObj, self.server.executor)
 
     def _logCall(self, method: str, credDict: dict, started: float, outcome: str) -> None:
         who = credDict.get("username") or credDict.get("hostname") or "anonymous"
@@ -196,3 +194,42 @@ class RPCEndpoint(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Errors raised by Tornado itself (bad framing, body too large) in the same format."""
         self._send(status_code, S_ERROR(self._reason))
+
+
+class PilotFileEndpoint(tornado.web.RequestHandler):
+    """``GET /pilot/<name>``: a file of the pilot files directory, to registered users and hosts only."""
+
+    NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+    def initialize(self, directory: str, server: Any) -> None:
+        self.directory = Path(directory) if directory else None
+        self.server = server
+
+    async def get(self, name: str) -> None:
+        try:
+            credDict = self.server.authenticate(self.request)
+        except DiracError as exc:
+            self.set_status(_statusFor(exc))
+            self.finish(exc.message)
+            return
+        path = self.directory / name if self.directory and self.NAME.fullmatch(name) else None
+        if path is None or not path.is_file():
+            self.set_status(404)
+            self.finish(f"no pilot file {name!r}")
+            return
+        log.info("pilot file %s sent to %s", name, credDict.get("username") or credDict.get("hostname"))
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Length", str(path.stat().st_size))
+        await _sendChunks(self, open(path, "rb"), self.server.executor)
+
+
+async def _sendChunks(handler: tornado.web.RequestHandler, fileObj: Any, executor: Any) -> None:
+    """Write a binary file to the client chunk by chunk (reads in the thread pool), close it, finish."""
+    try:
+        loop = asyncio.get_running_loop()
+        while chunk := await loop.run_in_executor(executor, fileObj.read, CHUNK_SIZE):
+            handler.write(chunk)
+            await handler.flush()
+    finally:
+        fileObj.close()
+    await handler.finish()

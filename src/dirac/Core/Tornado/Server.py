@@ -22,7 +22,7 @@ from tornado.httputil import HTTPServerRequest
 
 from dirac.Core.Config import gConfig
 from dirac.Core.Security import Locations
-from dirac.Core.Tornado.Endpoint import RPCEndpoint
+from dirac.Core.Tornado.Endpoint import PilotFileEndpoint, RPCEndpoint
 from dirac.Core.Tornado.RequestHandler import RequestHandler, ServiceInfo
 from dirac.Core.Utilities.Exceptions import AuthenticationError, ConfigurationError, SecurityError
 from dirac.Core.Utilities.Logging import getLogger
@@ -78,6 +78,8 @@ class TornadoServer:
             handlerClass.setUp(ServiceInfo(name=name, url=self.url(name)))
             routes.append((f"/{name}", RPCEndpoint, {"serviceClass": handlerClass, "server": self}))
             log.info("Service %s ready with %d methods", name, len(handlerClass.exportedMethods))
+        routes.append((r"/pilot/([^/]+)", PilotFileEndpoint,
+                       {"directory": gConfig.getValue("/DIRAC/Server/PilotFilesDirectory", ""), "server": self}))
         return tornado.web.Application(routes)
 
     async def listen(self) -> None:

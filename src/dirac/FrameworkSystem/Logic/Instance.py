@@ -11,6 +11,7 @@ Layout of an instance directory::
     user/usercert.pem, userkey.pem, proxy.pem    the local administrator's credentials
     db/ log/ run/                 SQLite databases, logs, pid file
     pilots/                       working directories of the pilots of the one-box site
+    pilot-files/                  served at https://<host>:<port>/pilot/<file> (dirac-server publish-client)
     bashrc                        environment for clients (source it)
 """
 
@@ -95,6 +96,10 @@ class Instance:
         return self.root / "pilots"
 
     @property
+    def pilotFilesDir(self) -> Path:
+        return self.root / "pilot-files"
+
+    @property
     def userCert(self) -> Path:
         return self.root / "user" / "usercert.pem"
 
@@ -135,7 +140,7 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
         raise ConfigurationError(f"{instance.root} already holds an instance (use --force to recreate it)")
     if force and instance.root.exists():
         shutil.rmtree(instance.root)
-    for sub in ("etc/cs", "user", "db", "log", "run", "pilots"):
+    for sub in ("etc/cs", "user", "db", "log", "run", "pilots", "pilot-files"):
         (instance.root / sub).mkdir(parents=True, exist_ok=True)
 
     ca = CertificateAuthority(instance.caDir)
@@ -246,6 +251,7 @@ def writeLocalConfiguration(instance: Instance, host: str, port: int) -> None:
     setOption(server, "/DIRAC/Security/UseServerCertificate", "yes")
     setOption(server, "/DIRAC/Server/Host", host)
     setOption(server, "/DIRAC/Server/Port", str(port))
+    setOption(server, "/DIRAC/Server/PilotFilesDirectory", str(instance.pilotFilesDir))
     setOption(server, "/Systems/Configuration/Services/Server/MasterCFG", str(instance.masterCFG))
     setOption(server, "/Systems/WorkloadManagement/Agents/SiteDirector/PilotCertificate", str(instance.pilotCert))
     setOption(server, "/Systems/WorkloadManagement/Agents/SiteDirector/PilotKey", str(instance.pilotKey))

@@ -5,6 +5,10 @@
                        [--detach]    ... in the background, waiting until it answers
     dirac-server stop  [--dir DIR]   SIGTERM to the running server, wait for it to end
     dirac-server status [--dir DIR]  is it running and answering?
+    dirac-server publish-client [--dir DIR] [--use]
+                                     build this client's wheel where the server serves it to
+                                     pilots (https://<host>:<port>/pilot/<wheel>); with --use,
+                                     make the SiteDirector's pilots pip-install it
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dirac.Core.Utilities.Exceptions import DiracError
 from dirac.Core.Utilities.Logging import setupLogging
 from dirac.FrameworkSystem.Logic.Instance import Instance, initInstance
 
+SITE_DIRECTOR = "/Systems/WorkloadManagement/Agents/SiteDirector"
 DEFAULT_DIR = os.environ.get("DIRAC_INSTANCE", str(Path.home() / ".dirac" / "instance"))
 
 
@@ -133,6 +138,47 @@ def cmdStatus(script: Script, args) -> int:
     return EXIT_OK if answer["OK"] else EXIT_FAILED
 
 
+def cmdPublishClient(script: Script, args) -> int:
+    instance = Instance(Path(args.dir))
+    if not instance.exists():
+        return script.fail(f"no instance in {instance.root}: run dirac-server init first")
+    source = Path(args.source) if args.source else Path(__file__).resolve().parents[4]  # <root>/src/dirac/...
+    if not (source / "pyproject.toml").exists():
+        return script.fail(f"{source} is not the project's source tree: give it with --source")
+    instance.pilotFilesDir.mkdir(parents=True, exist_ok=True)
+    before = set(instance.pilotFilesDir.glob("*.whl"))
+    print(f"Building the client wheel from {source} ...", file=sys.stderr, flush=True)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q",
+                            "-w", str(instance.pilotFilesDir), str(source)], capture_output=True, text=True)
+    if built.returncode != 0:
+        return script.fail(f"pip wheel failed: {built.stderr.strip()[-2000:]}")
+    wheels = sorted(set(instance.pilotFilesDir.glob("*.whl")) - before) or \
+        sorted(instance.pilotFilesDir.glob("dirac_seed-*.whl"), key=lambda p: p.stat().st_mtime)
+    wheel = wheels[-1]
+    gConfig.reset()
+    gConfig.initialize(cfgFiles=[instance.clientCFG], fetchRemote=False)
+    csURL = gConfig.getValue("/DIRAC/Configuration/Servers", "").split(",")[0].strip()
+    url = f"{csURL.rsplit('/', 2)[0]}/pilot/{wheel.name}"
+    info = {"wheel": str(wheel), "url": url, "used": False}
+    if args.use:
+        from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
+
+        api = CSAPI(proxyLocation=str(instance.proxy))
+        result = api.initialize()
+        if result["OK"]:
+            api.setOption(f"{SITE_DIRECTOR}/PilotInstall", url)
+            api.setOption(f"{SITE_DIRECTOR}/PilotClientPython", "")
+            result = api.commit()
+        if not result["OK"]:
+            return script.fail(f"wheel built, but the CS was not changed (is the server running?): "
+                               f"{result['Message']}")
+        info["used"] = True
+    script.output(info, lambda d: f"Client wheel {d['wheel']}\nserved at {d['url']}\n" + (
+        "The SiteDirector's pilots now install it (PilotInstall)." if d["used"] else
+        f"Pilots install it with: dirac-configuration-set {SITE_DIRECTOR}/PilotInstall={d['url']}"))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     script = Script("Create and run a whole grid in one box.", jsonOutput=True, fetchRemote=False)
     commands = script.parser.add_subparsers(dest="command", required=True)
@@ -148,12 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (start, commands.add_parser("stop", help="stop the running server")):
         sub.add_argument("--wait", type=float, default=60, help="seconds to wait (default 60)")
     commands.add_parser("status", help="is the server running and answering?")
+    publish = commands.add_parser("publish-client", help="serve this client's wheel to pilots")
+    publish.add_argument("--source", help="the project's source tree (default: where this client runs from)")
+    publish.add_argument("--use", action="store_true", help="make the SiteDirector's pilots install it (needs the "
+                         "server running)")
     for sub in commands.choices.values():
         sub.add_argument("--dir", default=DEFAULT_DIR, help=f"instance directory (default {DEFAULT_DIR})")
     args = script.parseArgs(argv)
     if args.command == "start":
         setupLogging(os.environ.get("DIRAC_LOG_LEVEL") or ("DEBUG" if args.debug else "INFO"))
-    handler = {"init": cmdInit, "start": cmdStart, "stop": cmdStop, "status": cmdStatus}[args.command]
+    handler = {"init": cmdInit, "start": cmdStart, "stop": cmdStop, "status": cmdStatus,
+               "publish-client": cmdPublishClient}[args.command]
     try:
         return handler(script, args)
     except DiracError as exc:
