@@ -43,6 +43,7 @@ ONE_BOX_CE = "onebox.local"
 HOST_PROPERTIES = [
     Properties.TrustedHost, Properties.CSAdministrator, Properties.JobAdministrator, Properties.Operator,
     Properties.FullDelegation, Properties.ProxyManagement, Properties.SiteManager, Properties.GenericPilot,
+    Properties.FileCatalogManagement,  # the optimizers resolve every job's input data, whoever owns it
 ]
 
 
