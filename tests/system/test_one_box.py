@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 BIN = Path(sys.executable).parent
 
@@ -40,7 +41,11 @@ def oneBox(tmp_path):
 
 def test_init_start_use_and_stop(oneBox):
     instance, env = oneBox
-    started = run("dirac-server", "start", "--detach", "--dir", str(instance), env=env)
+    served = instance.parent / "served"
+    served.mkdir()
+    (served / "note.txt").write_text("served file")
+    started = run("dirac-server", "-o", f"/DIRAC/Server/PilotFilesDirectory={served}", "start", "--detach", "--dir",
+                  str(instance), env=env)
     assert "ready" in started.stdout
     client = {**env, "DIRACSYSCONFIG": str(instance / "etc/dirac.cfg"),
               "X509_USER_PROXY": str(instance / "user/proxy.pem"),
@@ -48,6 +53,11 @@ def test_init_start_use_and_stop(oneBox):
     who = json.loads(run("dirac-ping-service", "--json", "--whoami", "Configuration/Server", env=client).stdout)
     assert who["whoami"]["username"] == "admin"
     assert who["whoami"]["group"] == "dirac_admin"
+    caFile = next((instance / "etc/grid-security/certificates").glob("*.0"))
+    port = json.loads(run("dirac-configuration-dump", "--json", "/DIRAC/Configuration", env=client).stdout)
+    url = port["Servers"].replace("/Configuration/Server", "/pilot/note.txt")
+    answer = requests.get(url, cert=str(instance / "user/proxy.pem"), verify=str(caFile), timeout=30)
+    assert answer.text == "served file", "the -o option given to start did not reach the detached server"
 
     run("dirac-configuration-set", "/Registry/Users/admin/Email=admin@example.org", env=client)
     dumped = json.loads(run("dirac-configuration-dump", "--json", "/Registry/Users/admin", env=client).stdout)

@@ -82,10 +82,10 @@ def cmdStart(script: Script, args) -> int:
 
 
 def _startDetached(script: Script, instance: Instance, args) -> int:
-    command = [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_server", "start", "--dir",
-               str(instance.root)] + (["--no-agents"] if args.no_agents else [])
-    for path, value in args.overrides:
+    command = [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_server"]
+    for path, value in args.overrides:  # options of the command itself: before the sub-command
         command += ["-o", f"{path}={value}"]
+    command += ["start", "--dir", str(instance.root)] + (["--no-agents"] if args.no_agents else [])
     instance.logFile.parent.mkdir(parents=True, exist_ok=True)
     with open(instance.logFile, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
