@@ -194,3 +194,12 @@ def anyGrid(request: pytest.FixtureRequest) -> Iterator[Grid]:
     started = request.getfixturevalue(f"{request.param}Grid")
     with environmentOf(started.instance):
         yield started
+
+
+@pytest.fixture(scope="session")
+def oidcProvider(tmp_path_factory: pytest.TempPathFactory):
+    """The local OpenID Connect provider of tests/servers/oidc (fails when CI=true and it cannot start)."""
+    from .idp import runningProvider
+
+    with runningProvider(tmp_path_factory.mktemp("oidc")) as provider:
+        yield provider

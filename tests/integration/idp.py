@@ -1,0 +1,123 @@
+"""The local OpenID Connect provider of tests/servers/oidc, and a scripted browser for its pages.
+
+``runningProvider(stateDir)`` starts it with ``oidc.sh`` (npm packages cached) and stops it;
+when it cannot start the tests fail with CI=true and are skipped otherwise.
+``completeDeviceLogin(url, login, password, caFile)`` does what a user does in a browser
+after ``dirac-login`` printed the verification URL: enter the code, confirm, sign in, allow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+SCRIPT = Path(__file__).parents[1] / "servers" / "oidc" / "oidc.sh"
+USERS = {"alice": ("alice-password", "a1b2c3d4-alice"), "bob": ("bob-password", "e5f6a7b8-bob")}
+
+
+@dataclass
+class Provider:
+    """A running provider: its issuer URL, TLS CA file, client secrets, signing key and log."""
+
+    issuer: str
+    state: Path
+
+    @property
+    def caFile(self) -> str:
+        return str(self.state / "ca.pem")
+
+    @property
+    def log(self) -> Path:
+        return self.state / "server.log"
+
+    def secret(self, client: str) -> str:
+        return json.loads((self.state / "clients.json").read_text())[client]
+
+    @property
+    def signingKey(self) -> dict:
+        """The provider's private signing key (JWK), to forge tokens it would have signed."""
+        return json.loads((self.state / "signing-key.jwk.json").read_text())
+
+
+@contextlib.contextmanager
+def runningProvider(state: Path, accessTokenTTL: int = 300) -> Iterator[Provider]:
+    """The OIDC provider started in ``state``; fails (CI=true) or skips when it cannot start."""
+    env = {**os.environ, "OIDC_ACCESS_TOKEN_TTL": str(accessTokenTTL)}
+    try:
+        started = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True,
+                                 env=env, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        started = subprocess.CompletedProcess([], 1, "", str(exc))
+    if started.returncode != 0:
+        message = f"the test OpenID Connect provider did not start: {started.stderr[-2000:]}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield Provider(started.stdout.strip(), state)
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True, timeout=60)
+
+
+class _Forms(HTMLParser):
+    """The forms of a page: action, method and the values of their inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": values.get("action") or "", "method": (values.get("method") or "get").lower(),
+                               "id": values.get("id"), "fields": {}})
+        elif tag == "input" and self.forms and values.get("name"):
+            self.forms[-1]["fields"][values["name"]] = values.get("value") or ""
+
+
+def _form(response: requests.Response) -> dict:
+    parser = _Forms()
+    parser.feed(response.text)
+    if not parser.forms:
+        raise AssertionError(f"no form on {response.url}: {response.text[:500]}")
+    return parser.forms[0]
+
+
+def _submit(session: requests.Session, page: requests.Response, caFile: str, **values: str) -> requests.Response:
+    form = _form(page)
+    url = urljoin(page.url, form["action"])
+    response = session.post(url, data={**form["fields"], **values}, timeout=30, verify=caFile)
+    response.raise_for_status()
+    return response
+
+
+def completeDeviceLogin(verificationURL: str, login: str, password: str, caFile: str,
+                        userCode: str | None = None) -> requests.Response:
+    """The browser step of the device flow: code (unless in the URL), confirm, sign in, consent."""
+    with requests.Session() as session:
+        page = session.get(verificationURL, timeout=30, verify=caFile)
+        page.raise_for_status()
+        for _ in range(8):
+            if 'id="success"' in page.text:
+                return page
+            form = _form(page)
+            if form["id"] == "op.deviceInputForm":
+                code = form["fields"].get("user_code") or userCode
+                if not code:
+                    raise AssertionError("the verification page asks for the user code")
+                page = _submit(session, page, caFile, user_code=code)
+            elif form["action"].endswith("/login"):
+                page = _submit(session, page, caFile, login=login, password=password)
+            else:  # the device confirmation and the consent page
+                page = _submit(session, page, caFile)
+        raise AssertionError(f"the device login did not succeed: {page.url} {page.text[:500]}")
