@@ -41,18 +41,31 @@ def _session(key: tuple) -> requests.Session:
     if cache is None:
         cache = _sessions.cache = {}
     if key not in cache:
-        cache[key] = requests.Session()
+        session = cache[key] = requests.Session()
+        # no proxies, .netrc or CA bundle from the environment: each would be looked up at every
+        # call, and REQUESTS_CA_BUNDLE would even win over the CA location given
+        session.trust_env = False
     return cache[key]
 
 
+_expiries: dict[tuple[str, int, int], datetime.datetime | None] = {}
+
+
 def _proxyExpiry(path: str) -> datetime.datetime | None:
-    """When the proxy at ``path`` expires (None when it cannot be read)."""
+    """When the proxy at ``path`` expires (None when it cannot be read); read again only when the file changes."""
     from dirac.Core.Security.X509 import X509Chain
 
     try:
-        return X509Chain.fromFile(path).notAfter
-    except Exception:  # an unreadable proxy is reported by the TLS layer with its own message
+        stat = os.stat(path)
+    except OSError:
         return None
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _expiries:
+        try:
+            _expiries[key] = X509Chain.fromFile(path).notAfter
+        except Exception:  # an unreadable proxy is reported by the TLS layer with its own message
+            _expiries[key] = None
+    return _expiries[key]
 
 
 class RPCClient:
