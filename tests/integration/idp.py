@@ -121,3 +121,29 @@ def completeDeviceLogin(verificationURL: str, login: str, password: str, caFile:
             else:  # the device confirmation and the consent page
                 page = _submit(session, page, caFile)
         raise AssertionError(f"the device login did not succeed: {page.url} {page.text[:500]}")
+
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def metadata(provider: Provider) -> dict:
+    """The provider's discovery document."""
+    return requests.get(f"{provider.issuer}/.well-known/openid-configuration", verify=provider.caFile,
+                        timeout=10).json()
+
+
+def deviceLoginTokens(provider: Provider, login: str, scope: str = "openid offline_access wlcg.groups") -> dict:
+    """The token response of a device login of ``login`` by the dirac-cli client, browser step scripted."""
+    meta = metadata(provider)
+    device = requests.post(meta["device_authorization_endpoint"], verify=provider.caFile, timeout=10,
+                           data={"client_id": "dirac-cli", "scope": scope}).json()
+    completeDeviceLogin(device["verification_uri_complete"], login, USERS[login][0], provider.caFile)
+    return requests.post(meta["token_endpoint"], verify=provider.caFile, timeout=10, data={
+        "client_id": "dirac-cli", "grant_type": DEVICE_GRANT, "device_code": device["device_code"]}).json()
+
+
+def clientCredentialsToken(provider: Provider, client: str = "dirac-pilot") -> str:
+    """An access token of ``client`` by the client_credentials grant."""
+    return requests.post(metadata(provider)["token_endpoint"], verify=provider.caFile, timeout=10,
+                         data={"grant_type": "client_credentials", "scope": "wlcg.groups"},
+                         auth=(client, provider.secret(client))).json()["access_token"]

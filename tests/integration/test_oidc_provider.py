@@ -6,13 +6,7 @@ import jwt
 import pytest
 import requests
 
-from .idp import completeDeviceLogin
-
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-def metadata(provider) -> dict:
-    return requests.get(f"{provider.issuer}/.well-known/openid-configuration", verify=provider.caFile, timeout=10).json()
+from .idp import DEVICE_GRANT, completeDeviceLogin, metadata
 
 
 def claimsOf(token: str) -> dict:

@@ -21,6 +21,8 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 
 from dirac.Core.Config import Registry, gConfig
+from dirac.Core.Config.ConfigurationClient import toList
+from dirac.Core.Security import IdProviders
 from dirac.Core.Security.X509Chain import X509Chain
 from dirac.Core.Utilities.Exceptions import AuthenticationError, AuthorizationError, SecurityError
 
@@ -146,15 +148,20 @@ def validateToken(token: str) -> dict[str, Any]:
     if not issuer:
         raise AuthenticationError("token has no issuer (iss claim)")
     conf = trustedIssuers().get(issuer)
-    if conf is None:
+    provider = IdProviders.idProviderForIssuer(issuer) if conf is None else None
+    if provider is not None:
+        key = IdProviders.signingKey(provider, header.get("kid"))
+        audience = provider.audience
+    elif conf is None:
         raise AuthenticationError(f"token issuer {issuer} is not trusted")
-    if conf.get("PublicKeyFile"):
+    elif conf.get("PublicKeyFile"):
         key = _keyFromFile(conf["PublicKeyFile"])
     elif conf.get("JWKSURL"):
         key = _keyFromJWKS(conf["JWKSURL"], token)
     else:
         raise AuthenticationError(f"token issuer {conf['Name']} has neither PublicKeyFile nor JWKSURL in the CS")
-    audience = conf.get("Audience") or DEFAULT_AUDIENCE
+    if provider is None:
+        audience = conf.get("Audience") or DEFAULT_AUDIENCE
     try:
         return jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer, leeway=LEEWAY,
                           options={"require": REQUIRED_CLAIMS})
@@ -195,5 +202,27 @@ def credentialsFromToken(token: str) -> dict[str, Any]:
     dns = Registry.getDNsForUsername(username)
     creds: dict[str, Any] = {"DN": dns[0] if dns else None, "ID": subject, "issuer": claims["iss"],
                              "isProxy": False, "isLimitedProxy": False, "authMethod": "JWT"}
-    creds.update(_userCredentials(username, groupFromClaims(claims)))
+    provider = IdProviders.idProviderForIssuer(claims["iss"])
+    if provider is not None and provider.mapsGroups:
+        creds.update(_providerCredentials(provider, username, claims))
+    else:
+        creds.update(_userCredentials(username, groupFromClaims(claims)))
     return creds
+
+
+def _providerCredentials(provider: IdProviders.IdProvider, username: str, claims: dict[str, Any]) -> dict[str, Any]:
+    """username, group, properties and VO when the identity provider's claims say which groups the user has."""
+    granted = provider.groupsFromClaims(claims)
+    requested = groupFromClaims(claims)
+    if requested:
+        if requested not in granted:
+            raise AuthorizationError(f"identity provider {provider.name} does not grant group {requested} "
+                                     f"to user {username}")
+        group = requested
+    else:
+        if not granted:
+            raise AuthorizationError(f"identity provider {provider.name} grants user {username} no DIRAC group")
+        defaults = [g for g in toList(gConfig.getValue("/Registry/DefaultGroup", "")) if g in granted]
+        group = defaults[0] if defaults else granted[0]
+    return {"username": username, "group": group, "properties": Registry.getPropertiesForGroup(group),
+            "VO": Registry.getVOForGroup(group), "IdProvider": provider.name}
