@@ -40,6 +40,8 @@ ADMIN_PROPERTIES = [
 ]
 ONE_BOX_SITE = "DIRAC.OneBox.local"
 ONE_BOX_CE = "onebox.local"
+ONE_BOX_SE = "OneBox-SE"
+ONE_BOX_FAILOVER_SE = "OneBox-Failover"
 HOST_PROPERTIES = [
     Properties.TrustedHost, Properties.CSAdministrator, Properties.JobAdministrator, Properties.Operator,
     Properties.FullDelegation, Properties.ProxyManagement, Properties.SiteManager, Properties.GenericPilot,
@@ -205,9 +207,21 @@ def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, 
     for name in Components.listServices():
         system, service = name.split("/")
         setOption(cfg, f"/Systems/{system}/URLs/{service}", f"https://{host}:{port}/{name}")
-    for path, value in oneBoxSite(instance).items():
+    for path, value in {**oneBoxSite(instance), **oneBoxStorage(host, port)}.items():
         setOption(cfg, path, value)
     return cfg
+
+
+def oneBoxStorage(host: str, port: int) -> dict[str, str]:
+    """CS options of the one-box Storage Elements: OneBox-SE and OneBox-Failover, two space tokens of the
+    DataManagement/StorageElement service (files in <instance>/storage/Disk and .../Failover)."""
+    options = {f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}/SE": f"{ONE_BOX_SE}, {ONE_BOX_FAILOVER_SE}"}
+    for se, token in ((ONE_BOX_SE, "Disk"), (ONE_BOX_FAILOVER_SE, "Failover")):
+        section = f"/Resources/StorageElements/{se}"
+        options.update({f"{section}/BackendType": "DISK", f"{section}/DIP/Protocol": "https",
+                        f"{section}/DIP/Host": host, f"{section}/DIP/Port": str(port),
+                        f"{section}/DIP/Path": "/DataManagement/StorageElement", f"{section}/DIP/SpaceToken": token})
+    return options
 
 
 def oneBoxSite(instance: Instance) -> dict[str, str]:
