@@ -6,13 +6,14 @@
 #   tests/servers/sshd.sh status         exit 0 and print the connection settings while it runs, else exit 3
 #   tests/servers/sshd.sh env            the connection settings as shell assignments (SSHD_HOST=...)
 #   tests/servers/sshd.sh grant PATH...  let the SSH user traverse the directories leading to PATH (ACL, x only)
+#   tests/servers/sshd.sh revoke         remove the grants
 #
 # Run as root, it logs in a dedicated user (DIRAC_TEST_SSH_USER, default diracpilot, created if
 # missing) with a generated ed25519 key; run as another user, it can only log in that user.
 # State (host key, client key, config, pid, log): DIRAC_TEST_SSHD_DIR, default /tmp/dirac-seed-sshd.
 # Port: DIRAC_TEST_SSHD_PORT, else a free port chosen at the first start and kept.
 # `grant` exists because the client Python of a checkout may live under a private home such as
-# /root; the grants are recorded and removed by `stop`.
+# /root; the grants are recorded, survive `stop` and are removed by `revoke`.
 set -euo pipefail
 
 STATE="${DIRAC_TEST_SSHD_DIR:-/tmp/dirac-seed-sshd}"
@@ -37,6 +38,7 @@ settings() {
     echo "SSHD_PORT=$(cat "$STATE/port")"
     echo "SSHD_USER=$SSH_USER"
     echo "SSHD_KEY=$STATE/client_key"
+    echo "SSHD_HOST_KEY=$STATE/ssh_host_ed25519_key.pub"
     echo "SSHD_HOME=$(getent passwd "$SSH_USER" | cut -d: -f6)"
 }
 
@@ -135,6 +137,9 @@ stop() {
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     fi
     rm -f "$PIDFILE"
+}
+
+revoke() {
     if [ -f "$STATE/grants" ]; then
         while read -r dir; do
             setfacl -x "u:$SSH_USER" "$dir" 2>/dev/null || true
@@ -172,5 +177,6 @@ case "${1:-}" in
         if running; then settings; else echo "sshd is not running" >&2; exit 3; fi ;;
     env) settings ;;
     grant) shift; grant "$@" ;;
-    *) echo "usage: $0 start|stop|status|env|grant PATH..." >&2; exit 2 ;;
+    revoke) revoke ;;
+    *) echo "usage: $0 start|stop|status|env|grant PATH...|revoke" >&2; exit 2 ;;
 esac

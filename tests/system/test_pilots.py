@@ -18,21 +18,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from diraccfg import CFG
+from gridtools import ROOT, WMS, jdl, run, startedGrid, statuses, submit, waitFor
 
-from dirac.Core.Config import gConfig
-from dirac.Core.Config.ConfigurationData import setOption
 from dirac.FrameworkSystem.Logic.Instance import ONE_BOX_CE, ONE_BOX_SITE, Instance
 from dirac.Interfaces.API.Dirac import Dirac
 from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
-from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient, JobMonitoringClient
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[2]
-WMS = "/Systems/WorkloadManagement"
 CE = f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}/CEs/{ONE_BOX_CE}"
-FINAL = ("Done", "Failed", "Killed", "Deleted")
 
 TUNING = {
     f"{WMS}/Agents/SiteDirector/PollingTime": "1",
@@ -57,82 +50,11 @@ TUNING = {
 }
 
 
-def run(*command: str, env: dict[str, str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{command} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def freePort() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     """A started one-box grid; this process is its client."""
-    root = tmp_path_factory.mktemp("onebox")
-    env = {k: v for k, v in os.environ.items() if k not in ("DIRACSYSCONFIG", "X509_USER_PROXY", "X509_CERT_DIR")}
-    env["HOME"] = str(root)
-    instance = Instance(root / "instance")
-    run("dirac-server", "init", "--dir", str(instance.root), "--port", str(freePort()), env=env)
-    master = CFG().loadFromFile(str(instance.masterCFG))
-    for path, value in TUNING.items():
-        setOption(master, path, value)
-    master.writeToFile(str(instance.masterCFG))
-    run("dirac-server", "start", "--detach", "--dir", str(instance.root), env=env)
-    saved = {k: os.environ.get(k) for k in instance.environment()}
-    os.environ.update(instance.environment())
-    gConfig.reset()
-    try:
+    with startedGrid(tmp_path_factory.mktemp("onebox"), TUNING) as instance:
         yield instance
-    finally:
-        run("dirac-server", "stop", "--dir", str(instance.root), env=env, check=False)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        gConfig.reset()
-        log = instance.logFile.read_text()
-        assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
-
-
-def submit(jdl: str) -> list[int]:
-    result = JobManagerClient().submitJob(jdl)
-    assert result["OK"], result["Message"]
-    return result["Value"] if isinstance(result["Value"], list) else [result["Value"]]
-
-
-def statuses(jobIDs: list[int]) -> dict[int, dict]:
-    result = JobMonitoringClient().getJobsAttributes(jobIDs, ["Status", "MinorStatus", "ApplicationStatus",
-                                                              "StartExecTime", "EndExecTime"])
-    assert result["OK"], result["Message"]
-    return {int(jobID): attrs for jobID, attrs in result["Value"].items()}
-
-
-def waitFor(jobIDs: list[int], done: tuple[str, ...] = FINAL, timeout: float = 300) -> dict[int, dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        current = statuses(jobIDs)
-        if all(attrs["Status"] in done for attrs in current.values()):
-            return current
-        if time.monotonic() > deadline:
-            late = {jobID: attrs["Status"] for jobID, attrs in current.items() if attrs["Status"] not in done}
-            raise AssertionError(f"{len(late)} job(s) not {'/'.join(done)} after {timeout} s: {late}")
-        time.sleep(1)
-
-
-def jdl(executable: str, arguments: str = "", **extra: str) -> str:
-    lines = [f'Executable = "{executable}"', f'Arguments = "{arguments}"', "CPUTime = 1000",
-             'OutputSandbox = {"std.out", "std.err"}', 'StdOutput = "std.out"', 'StdError = "std.err"']
-    lines += [f"{name} = {value}" for name, value in extra.items()]
-    return "[" + "; ".join(lines) + "]"
 
 
 def test_hello_world_example_runs_in_a_real_pilot_and_prints_its_output(site: Instance) -> None:
