@@ -7,7 +7,9 @@ message that says what went wrong.
 
 Credentials, in order: an explicit bearer token (``token=`` or ``$DIRAC_TOKEN``), the host
 certificate when ``useCertificates`` (or ``/DIRAC/Security/UseServerCertificate``) is set,
-else the user's proxy (``$X509_USER_PROXY`` or ``/tmp/x509up_u<uid>``).
+the user's access token when ``useAccessToken`` (or ``$DIRAC_USE_ACCESS_TOKEN``, or
+``/DIRAC/Security/UseTokens``) is set (``$BEARER_TOKEN`` or the token file of ``dirac-login``,
+refreshed when expired), else the user's proxy (``$X509_USER_PROXY`` or ``/tmp/x509up_u<uid>``).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class RPCClient:
 
     def __init__(self, service: str, timeout: float | None = None, useCertificates: bool | None = None,
                  proxyLocation: str | None = None, token: str | None = None, skipCACheck: bool = False,
-                 clientVO: str | None = None):
+                 clientVO: str | None = None, useAccessToken: bool | None = None):
         self.service = service
         self.timeout = timeout or gConfig.getValue("/DIRAC/Client/Timeout", DEFAULT_TIMEOUT)
         self.useCertificates = (useCertificates if useCertificates is not None
@@ -82,6 +84,11 @@ class RPCClient:
         self.token = token if token is not None else os.environ.get("DIRAC_TOKEN")
         self.skipCACheck = skipCACheck
         self.clientVO = clientVO
+        if useAccessToken is None:
+            fromEnv = os.environ.get("DIRAC_USE_ACCESS_TOKEN")
+            useAccessToken = (fromEnv.lower() in ("y", "yes", "true") if fromEnv is not None
+                              else gConfig.getValue("/DIRAC/Security/UseTokens", False))
+        self.useAccessToken = bool(useAccessToken)
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):
@@ -120,6 +127,10 @@ class RPCClient:
             if not location:
                 raise DiracError("no host certificate found (/DIRAC/Security/CertFile)", DErrno.ECERTFIND)
             return {}, tuple(location)
+        if self.useAccessToken:
+            from dirac.Core.Security.Tokens import currentAccessToken
+
+            return {"Authorization": f"Bearer {currentAccessToken()}"}, None
         proxy = self.proxyLocation or Locations.getProxyLocation()
         if not proxy or not os.path.exists(proxy):
             raise DiracError(f"no proxy found at {proxy}: run dirac-proxy-init", DErrno.EPROXYFIND)
@@ -139,7 +150,7 @@ class RPCClient:
         if self.clientVO:
             fields["clientVO"] = self.clientVO
         verify: bool | str = False if self.skipCACheck else Locations.getCAsLocation()
-        session = _session((cert, verify, self.token))
+        session = _session((cert, verify, "Authorization" in headers))  # the token travels per request
         errors = []
         for url in random.sample(urls, len(urls)):
             try:
