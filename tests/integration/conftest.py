@@ -68,8 +68,10 @@ class Grid:
         return path
 
 
-def _prepareMaster(instance: Instance) -> None:
+def _prepareMaster(instance: Instance, options: dict[str, str]) -> None:
     cfg = CFG().loadFromFile(str(instance.masterCFG))
+    for path, value in options.items():
+        setOption(cfg, path, value)
     setOption(cfg, "/Systems/Test/Services/Dummy/HandlerPath", "DummyHandler:DummyHandler")
     setOption(cfg, "/Systems/Test/URLs/Dummy", cfg.getOption("/Systems/Configuration/URLs/Server").replace(
         "Configuration/Server", "Test/Dummy"))
@@ -109,11 +111,13 @@ def environmentOf(instance: Instance) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def runningGrid(root: Path, databaseServer: str = "", databasePrefix: str = "") -> Iterator[Grid]:
-    """A started grid in ``root``; its databases on ``databaseServer`` (SQLite files when empty)."""
+def runningGrid(root: Path, databaseServer: str = "", databasePrefix: str = "",
+                options: dict[str, str] | None = None) -> Iterator[Grid]:
+    """A started grid in ``root``; its databases on ``databaseServer`` (SQLite files when empty); ``options``
+    set in its central configuration before it starts."""
     port = freePort()
     instance = initInstance(root / "instance", port=port)
-    _prepareMaster(instance)
+    _prepareMaster(instance, options or {})
     if databaseServer:  # in the client's file too: tests open the grid's databases directly
         cfg = CFG().loadFromFile(str(instance.clientCFG))
         setOption(cfg, "/Systems/Databases/URL", databaseServer)

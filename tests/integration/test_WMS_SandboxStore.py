@@ -20,12 +20,15 @@ from sqlalchemy import update
 from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
 from dirac.Core.Base.DB import utcnow
 from dirac.Core.Utilities.Exceptions import NotFound
+from dirac.FrameworkSystem.Logic.Instance import ONE_BOX_SE
 from dirac.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient, fileChecksum
 from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
 from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
 from dirac.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
 from dirac.WorkloadManagementSystem.Logic.JobSubmission import submitJob
 from dirac.WorkloadManagementSystem.Logic.SandboxStore import parseSandboxReference
+
+from .conftest import environmentOf, runningGrid
 
 SECTION = "/Systems/WorkloadManagement/Services/SandboxStore"
 SE = "SandboxSE"
@@ -277,3 +280,26 @@ def test_unassignJobs_is_for_job_administrators_and_frees_the_sandboxes(sb, tmp_
     assert ok(client(sb, ADMIN).unassignJobs([jobID])) == 1
     assert ok(client(sb, BOB).getSandboxesAssignedToEntity(f"Job:{jobID}")) == {}
     assert ok(rpc(sb, BOB).getSandboxInfo(reference))["Assigned"] is False
+
+
+# -- on a Storage Element ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def seGrid(tmp_path_factory):  # noqa: ANN001, ANN201
+    """A grid whose SandboxStore keeps sandboxes on OneBox-SE, the instance's StorageElement service."""
+    options = {f"{SECTION}/Backend": "StorageElement", f"{SECTION}/LocalSE": ONE_BOX_SE}
+    with runningGrid(tmp_path_factory.mktemp("segrid"), options=options) as started:
+        yield started
+
+
+def test_sandboxes_can_live_on_a_storage_element_served_over_https(seGrid, tmp_path) -> None:
+    with environmentOf(seGrid.instance):
+        reference = ok(client(seGrid, "user").uploadFilesAsSandbox(files(tmp_path, **{"se.txt": "on the SE"})))
+        assert reference.startswith(f"SB:{ONE_BOX_SE}|/SandBox/dirac_user/admin/")
+        onSE = seGrid.instance.root / "storage" / "Disk" / parseSandboxReference(reference)[1].lstrip("/")
+        assert ok(rpc(seGrid, "user").getSandboxInfo(reference))["Checksum"] == fileChecksum(onSE)
+        assert not (seGrid.instance.root / "sandboxes").exists() or not list(
+            (seGrid.instance.root / "sandboxes").rglob("*.tar.bz2"))
+        out = tmp_path / "out"
+        ok(client(seGrid, "user").downloadSandbox(reference, out))
+        assert (out / "se.txt").read_text() == "on the SE"

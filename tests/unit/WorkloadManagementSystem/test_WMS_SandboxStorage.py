@@ -1,4 +1,4 @@
-"""The disk back end of the sandbox store and the SandboxStore service settings."""
+"""The back ends of the sandbox store (a disk directory, a Storage Element) and the SandboxStore settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dirac.WorkloadManagementSystem.Logic.SandboxStorage import (
     MIB,
     DiskSandboxStorage,
     SandboxStoreSettings,
+    StorageElementSandboxStorage,
     maxSandboxBytes,
 )
 
@@ -116,3 +117,37 @@ def test_settings_badOptionsAreNamed(option, value, message) -> None:
 def test_maxSandboxBytes_nonPositiveFallsBackToTheDefault() -> None:
     gConfig.initialize(options={f"{SECTION}/MaxSandboxSizeMiB": "0"}, fetchRemote=False)
     assert maxSandboxBytes() == 100 * MIB
+
+
+# -- on a Storage Element ---------------------------------------------------------------------------------------------
+def test_storageElementBackend_keepsSandboxesOnTheSE(fileSEs, upload) -> None:
+    """The StorageElement back end through a real File SE: the bytes land in the SE's tree under the key."""
+    storage = SandboxStoreSettings(localSE="SE-A", backend="StorageElement").makeStorage()
+    storage.checkAvailable()
+    storage.put(upload, KEY)
+    assert (fileSEs["SE-A"] / KEY.lstrip("/")).read_bytes() == b"sandbox bytes"
+    assert storage.exists(KEY)
+    with storage.open(KEY) as data:
+        assert data.read() == b"sandbox bytes"
+    assert storage.remove(KEY) and not storage.exists(KEY) and storage.remove(KEY) is False
+    with pytest.raises(NotFound):
+        storage.open(KEY)
+
+
+def test_storageElementBackend_discardRemovesAnUploadThatWasNotRegistered(fileSEs, upload) -> None:
+    storage = StorageElementSandboxStorage("SE-A")
+    staged = storage.stage(upload, KEY)
+    storage.discard(staged)
+    assert not storage.exists(KEY)
+    kept = storage.stage(upload, KEY)
+    storage.commit(kept)
+    storage.discard(kept)
+    assert storage.exists(KEY)
+
+
+def test_storageElementBackend_unknownOrBannedSE_isAConfigurationError(fileSEs, addFileSE, tmp_path) -> None:
+    with pytest.raises(ConfigurationError, match="NoSuchSE"):
+        StorageElementSandboxStorage("NoSuchSE").checkAvailable()
+    addFileSE("SE-Banned", tmp_path / "banned", WriteAccess="InActive")
+    with pytest.raises(ConfigurationError, match="WriteAccess is InActive"):
+        StorageElementSandboxStorage("SE-Banned").checkAvailable()

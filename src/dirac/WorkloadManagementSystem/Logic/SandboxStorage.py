@@ -8,9 +8,10 @@ key at once (inside the transaction that registers the sandbox), ``discard`` dro
 copy that was not committed. A back end never shows a partial file under a key.
 
 Back ends are chosen by the ``Backend`` option of the SandboxStore service section: ``disk``
-today; a Storage Element back end (``StorageElement``, writing through the Data Management
-system to the SE named by ``LocalSE``) plugs in by implementing ``SandboxStorage`` and adding
-itself to ``BACKENDS``.
+(a directory of the service's host) or ``StorageElement`` (the Storage Element named by
+``LocalSE``, through the Data Management system's ``StorageElement`` client, so any SE
+plug-in: the DIP StorageElement service, a local File SE, ...). Another back end plugs in by
+implementing ``SandboxStorage`` and adding itself to ``BACKENDS``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.PathFinder import getServiceSection
@@ -183,8 +184,85 @@ class DiskSandboxStorage(SandboxStorage):
         return removed
 
 
+class StorageElementSandboxStorage(SandboxStorage):
+    """Sandbox files on a Storage Element, under their keys as LFNs.
+
+    A Storage Element writes each file atomically (no partial file is ever visible), but has no
+    rename: ``stage`` therefore uploads straight to the key and ``commit`` only records that the
+    upload is wanted; ``discard`` removes an upload whose registration did not happen. A staged
+    file is thus visible under its key a moment before the sandbox is registered, which nobody
+    notices: nobody knows the key until then.
+    """
+
+    def __init__(self, seName: str):
+        self.seName = seName
+        self._se: Any = None
+
+    def __repr__(self) -> str:
+        return f"StorageElementSandboxStorage({self.seName!r})"
+
+    @property
+    def se(self) -> Any:
+        if self._se is None:
+            from dirac.Resources.Storage.StorageElement import StorageElement
+
+            self._se = StorageElement(self.seName)
+        return self._se
+
+    def _one(self, result: dict[str, Any], key: str) -> Any:
+        """The value of ``key`` in a bulk answer; the SE's reason as an exception otherwise."""
+        from dirac.Resources.Storage.StorageBase import StorageUnavailable
+
+        if not result["OK"]:
+            raise StorageUnavailable(f"storage element {self.seName}: {result['Message']}")
+        if key in result["Value"]["Failed"]:
+            reason = result["Value"]["Failed"][key]
+            raise (NotFound if "no such file" in reason.lower() else StorageUnavailable)(
+                f"storage element {self.seName}: {reason}")
+        return result["Value"]["Successful"][key]
+
+    def stage(self, source: Path, key: str) -> StagedFile:
+        self._one(self.se.putFile({checkKey(key): source}), key)
+        return StagedFile(key, key)
+
+    def commit(self, staged: StagedFile) -> None:
+        staged.committed = True
+
+    def discard(self, staged: StagedFile) -> None:
+        if not staged.committed:
+            result = self.se.removeFile(staged.key)
+            if not result["OK"] or staged.key in result["Value"]["Failed"]:
+                log.warning("upload %s left on %s: %s", staged.key, self.seName,
+                            result.get("Message") or result["Value"]["Failed"][staged.key])
+
+    def open(self, key: str) -> BinaryIO:
+        directory = tempfile.mkdtemp(prefix="dirac-sandbox-")
+        try:
+            self._one(self.se.getFile(checkKey(key), directory), key)
+            # the open file keeps the bytes after its name is gone: nothing is left to clean up later
+            fileObj = open(Path(directory) / Path(key).name, "rb")  # noqa: SIM115 - returned to the caller
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return fileObj
+
+    def remove(self, key: str) -> bool:
+        if not self.exists(key):
+            return False
+        self._one(self.se.removeFile(key), key)
+        return True
+
+    def exists(self, key: str) -> bool:
+        return bool(self._one(self.se.exists(checkKey(key)), key))
+
+    def checkAvailable(self) -> None:
+        for operation in ("ReadAccess", "WriteAccess"):
+            valid = self.se.isValid(operation)
+            if not valid["OK"]:
+                raise ConfigurationError(f"sandbox storage element {self.seName}: {valid['Message']}")
+
+
 #: back ends by the name the ``Backend`` option uses
-BACKENDS: dict[str, type[SandboxStorage]] = {"disk": DiskSandboxStorage}
+BACKENDS: dict[str, type[SandboxStorage]] = {"disk": DiskSandboxStorage, "StorageElement": StorageElementSandboxStorage}
 
 
 @dataclass(frozen=True)
@@ -219,6 +297,8 @@ class SandboxStoreSettings:
         """The back end these settings name (``create``: make its directory, as the service does at start)."""
         if self.backend == "disk":
             return DiskSandboxStorage(self.basePath, create=create)
+        if self.backend == "StorageElement":
+            return StorageElementSandboxStorage(self.localSE)
         raise ConfigurationError(f"sandbox back end {self.backend} cannot be built here")
 
 
