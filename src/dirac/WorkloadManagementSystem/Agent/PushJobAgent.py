@@ -1,0 +1,459 @@
+"""PushJobAgent: runs jobs on sites whose worker nodes cannot reach the server (HPC without outbound access).
+
+The agent runs on the edge, next to the server. For each queue it serves (``CEs``, required,
+narrowed by ``Site`` and ``CETypes``; the queue's CE options as for the SiteDirector), every cycle:
+
+1. it asks the Matcher for jobs itself, with a pilot proxy made from ``PilotCertificate`` and
+   ``PilotKey`` for ``PilotGroup`` (by default the SiteDirector's), as many as the CE has free
+   slots (at most ``MaxJobsToSubmit``);
+2. it downloads each job's input sandbox and submits a self-contained bundle
+   (``Logic/PushBundle.py``: the job description, the input files and a standard-library runner)
+   to the CE, with no proxy and no token: the node never calls the server;
+3. it follows the batch jobs, sends a heartbeat for each running job (a ``Kill`` command from the
+   server cancels its batch job), and when one ends reads its result from the batch job's
+   output: exit code, CPU time, standard output and error and the output sandbox files, which it
+   uploads and assigns to the job before setting it Done or Failed.
+
+A job whose bundle the CE refuses is rescheduled. What the agent pushed is remembered in
+``<WorkDirectory>/<JobID>/push.json``, so a restarted agent follows its jobs on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
+
+from dirac.Core.Base.AgentModule import AgentModule
+from dirac.Core.Config import gConfig
+from dirac.Core.Config.ConfigurationClient import toList
+from dirac.Core.Config.Resources import getQueues
+from dirac.Core.Security.Keys import writePrivateFile
+from dirac.Core.Security.X509 import X509Chain
+from dirac.Core.Utilities.Exceptions import ConfigurationError, InvalidArgument
+from dirac.Resources.Computing.ComputingElement import (
+    ABORTED,
+    PILOT_FINAL_STATES,
+    RUNNING,
+    ComputingElement,
+    getComputingElement,
+)
+from dirac.WorkloadManagementSystem.Client import JobMinorStatus
+from dirac.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
+from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient, JobStateUpdateClient, MatcherClient
+from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import PayloadDescription
+from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSettings
+from dirac.WorkloadManagementSystem.Logic.PushBundle import (
+    BundleError,
+    buildBundle,
+    parseResult,
+    payloadDescription,
+    unpackOutputs,
+)
+
+AGENT_NAME = "WorkloadManagement/PushJobAgent"
+SOURCE = "PushJobAgent"
+NO_MATCH = "No match found"
+STATE_FILE = "push.json"
+SUBMITTED_TO_CE = "Submitted to the CE"
+DEFAULT_QUEUE_CPU_TIME = 86400
+
+
+class PushFailure(Exception):
+    """A job cannot be pushed: ``minorStatus`` is the minor status it fails with."""
+
+    def __init__(self, minorStatus: str, message: str):
+        super().__init__(message)
+        self.minorStatus = minorStatus
+        self.message = message
+
+
+@dataclass
+class PushedJob:
+    """A job the agent submitted: where, as which batch job, and the last status seen."""
+
+    jobID: int
+    queue: str
+    reference: str
+    ceStatus: str = "Submitted"
+
+
+class PushJobAgent(AgentModule):
+    """Matches jobs for remote queues and runs them there as self-contained bundles."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        **AgentModule.DEFAULTS,
+        "PollingTime": 30.0,
+        "Site": [],                  # sites whose queues are served (with CEs)
+        "CEs": [],                   # CEs whose queues are served: required (no CE, no work)
+        "CETypes": [],
+        "VO": "",                    # default /DIRAC/VirtualOrganization
+        "PilotGroup": "",            # group of the matching proxy (default <VO>_pilot)
+        "PilotCertificate": "",      # default: the SiteDirector's
+        "PilotKey": "",
+        "PilotProxyLifetime": 86400,
+        "MaxJobsToSubmit": 10,       # per queue and cycle
+        "MaxInputSandboxSize": 50 * 1024 * 1024,  # bytes of input files shipped in one bundle
+        "FailedQueueBackoff": 60.0,  # seconds a failing queue is left alone (doubling, up to 1 hour)
+        "CleanTask": True,           # remove the local copy of a job's bundle and outputs once reported
+    }
+
+    def __init__(self, agentName: str = AGENT_NAME, matcher: Any = None, jobReport: Any = None,
+                 sandboxClient: Any = None, jobManager: Any = None):
+        super().__init__(agentName)
+        self.matcher = matcher
+        self.jobReport = jobReport
+        self.sandboxClient = sandboxClient
+        self.jobManager = jobManager
+        self.computingElements: dict[str, tuple[dict[str, Any], ComputingElement]] = {}
+        self.backoff: dict[str, tuple[float, float]] = {}
+        self.pushed: dict[int, PushedJob] = {}
+        self._proxy: X509Chain | None = None
+        self._ownClients = False  # clients made here, with the matching proxy (not injected)
+
+    # -- set-up ------------------------------------------------------------------------------------------
+    def initialize(self) -> None:
+        self.workDirectory.mkdir(parents=True, exist_ok=True)
+        if any(client is None for client in (self.matcher, self.jobReport, self.sandboxClient, self.jobManager)):
+            self._makeClients()
+        for state in sorted(self.workDirectory.glob(f"*/{STATE_FILE}")):
+            try:
+                job = PushedJob(**json.loads(state.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                self.log.error("cannot read %s: %s", state, exc)
+                continue
+            self.pushed[job.jobID] = job
+        if self.pushed:
+            self.log.info("following %d job(s) pushed before a restart", len(self.pushed))
+
+    @property
+    def proxyFile(self) -> Path:
+        return self.workDirectory / "matching.proxy"
+
+    def _makeClients(self) -> None:
+        if not self.queues():
+            return  # nothing to serve: no credential needed
+        self._refreshProxy()
+        self._ownClients = True
+        proxyFile = str(self.proxyFile)
+        self.matcher = self.matcher or MatcherClient(proxyLocation=proxyFile)
+        self.jobReport = self.jobReport or JobStateUpdateClient(proxyLocation=proxyFile)
+        self.sandboxClient = self.sandboxClient or SandboxStoreClient(proxyLocation=proxyFile)
+        self.jobManager = self.jobManager or JobManagerClient(proxyLocation=proxyFile)
+
+    @property
+    def vo(self) -> str:
+        return self.am_getOption("VO") or gConfig.getValue("/DIRAC/VirtualOrganization", "")
+
+    @property
+    def workDirectory(self) -> Path:
+        instance = gConfig.getValue("/LocalInstallation/InstancePath", "") or str(Path.home() / ".dirac")
+        return Path(self.am_getOption("WorkDirectory", f"{instance}/run/PushJobAgent"))
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        """The queues served: those of the CEs named in ``CEs`` (none when it is empty)."""
+        ces = toList(self.am_getOption("CEs"))
+        if not ces:
+            return {}
+        return getQueues(toList(self.am_getOption("Site")), ces, toList(self.am_getOption("CETypes")))
+
+    def _refreshProxy(self) -> None:
+        """Write the matching proxy where the clients read it, when it is new."""
+        current = self._proxy
+        proxy = self.pilotProxy()
+        if proxy is not current or not self.proxyFile.exists():
+            writePrivateFile(self.proxyFile, proxy.toPEM())
+
+    def pilotProxy(self) -> X509Chain:
+        """The proxy the agent matches and reports with: from the pilot certificate, renewed at half its lifetime."""
+        lifetime = int(self.am_getOption("PilotProxyLifetime"))
+        if self._proxy is not None and self._proxy.remainingSeconds > lifetime / 2:
+            return self._proxy
+        director = "/Systems/WorkloadManagement/Agents/SiteDirector"
+        certificate = self.am_getOption("PilotCertificate") or gConfig.getValue(f"{director}/PilotCertificate", "")
+        key = self.am_getOption("PilotKey") or gConfig.getValue(f"{director}/PilotKey", "")
+        if not (certificate and key):
+            raise ConfigurationError(f"{self.section}: set PilotCertificate and PilotKey (the credential the agent "
+                                     "matches jobs with)")
+        group = self.am_getOption("PilotGroup") or f"{self.vo}_pilot"
+        self._proxy = X509Chain.fromCertAndKeyFiles(certificate, key).generateProxy(lifetime, group=group)
+        self.log.info("new matching proxy for %s, group %s, valid %d s", self._proxy.identityDN, group, lifetime)
+        return self._proxy
+
+    # -- one cycle ---------------------------------------------------------------------------------------------
+    def execute(self) -> str:
+        queues = self.queues()
+        if not queues:
+            return "no queue to serve (set CEs)"
+        if self.matcher is None:
+            self._makeClients()
+        elif self._ownClients:
+            self._refreshProxy()
+        finished = self.followJobs()
+        submitted = 0
+        for name, parameters in queues.items():
+            if self.stopRequested:
+                break
+            if self._backingOff(name):
+                continue
+            try:
+                submitted += self.pushJobs(name, parameters)
+            except (ConfigurationError, OSError) as exc:
+                self._failed(name, f"{type(exc).__name__}: {exc}")
+        return f"{submitted} job(s) pushed, {finished} finished, {len(self.pushed)} followed"
+
+    def _ce(self, name: str, parameters: dict[str, Any]) -> ComputingElement:
+        cached = self.computingElements.get(name)
+        if cached is None or cached[0] != parameters:
+            if cached is not None:
+                cached[1].close()
+            ceType = parameters.get("CEType") or ""
+            if not ceType:
+                raise ConfigurationError(f"queue {name}: its CE has no CEType")
+            self.computingElements[name] = (dict(parameters), getComputingElement(ceType, parameters["GridCE"],
+                                                                                  parameters))
+        return self.computingElements[name][1]
+
+    def _backingOff(self, name: str) -> bool:
+        return time.monotonic() < self.backoff.get(name, (0.0, 0.0))[0]
+
+    def _failed(self, name: str, reason: str) -> None:
+        _, delay = self.backoff.get(name, (0.0, 0.0))
+        delay = min(3600.0, delay * 2 if delay else float(self.am_getOption("FailedQueueBackoff")))
+        self.backoff[name] = (time.monotonic() + delay, delay)
+        self.log.error("queue %s: %s; leaving it alone for %.0f s", name, reason, delay)
+
+    # -- matching and pushing ----------------------------------------------------------------------------------
+    def resourceDescription(self, ce: ComputingElement) -> dict[str, Any]:
+        """The queue as the Matcher sees it (what a pilot in it would say)."""
+        description = ce.getDescription()
+        if not description["OK"]:
+            raise ConfigurationError(f"CE {ce.ceName}: no description: {description['Message']}")
+        resource = dict(description["Value"])
+        resource.update({"CPUTime": ce.cpuTime() or DEFAULT_QUEUE_CPU_TIME, "CEQueue": resource.get("Queue", "")})
+        return {key: value for key, value in resource.items() if value not in ("", None, [])}
+
+    def pushJobs(self, name: str, parameters: dict[str, Any]) -> int:
+        """Match and push as many jobs as queue ``name`` takes now; how many were pushed."""
+        ce = self._ce(name, parameters)
+        available = ce.available()
+        if not available["OK"]:
+            self._failed(name, f"cannot tell its free slots: {available['Message']}")
+            return 0
+        pushed = 0
+        for _ in range(min(int(available["Value"]), int(self.am_getOption("MaxJobsToSubmit")))):
+            match = self.matcher.requestJob(self.resourceDescription(ce))
+            if not match["OK"]:
+                if NO_MATCH not in match["Message"]:
+                    self.log.warning("queue %s: the Matcher refused: %s", name, match["Message"])
+                break
+            if not self.pushJob(name, ce, match["Value"]):
+                break  # the CE refused: leave the queue alone for a while
+            pushed += 1
+        return pushed
+
+    def pushJob(self, name: str, ce: ComputingElement, match: dict[str, Any]) -> bool:
+        """Bundle one matched job and submit it to ``ce``; False when the CE refused it."""
+        jobID = int(match["JobID"])
+        jobDir = self.workDirectory / str(jobID)
+        shutil.rmtree(jobDir, ignore_errors=True)
+        jobDir.mkdir(parents=True)
+        self.log.info("Job %d matched for queue %s (owner %s/%s)", jobID, name, match.get("Owner", ""),
+                      match.get("OwnerGroup", ""))
+        try:
+            bundle = self._writeBundle(jobID, match, ce, jobDir)
+        except PushFailure as exc:
+            self._finish(jobID, JobStatus.FAILED, exc.minorStatus, exc.message)
+            return True
+        result = ce.submitJob(str(bundle), None, numberOfJobs=1)
+        if not result["OK"]:
+            self._failed(name, f"Job {jobID}: the CE refused its bundle: {result['Message']}")
+            rescheduled = self.jobManager.rescheduleJob(jobID)
+            if not rescheduled["OK"]:  # it stays Matched: the StalledJobAgent reschedules it after MatchedTime
+                self.log.error("Job %d: cannot reschedule it: %s", jobID, rescheduled["Message"])
+            shutil.rmtree(jobDir, ignore_errors=True)
+            return False
+        job = PushedJob(jobID, name, result["Value"][0])
+        self.pushed[jobID] = job
+        (jobDir / STATE_FILE).write_text(json.dumps(asdict(job)))
+        self._report(jobID, JobStatus.RUNNING, SUBMITTED_TO_CE, f"Queued in {ce.ceName}")
+        self._parameters(jobID, [("Pilot_Reference", job.reference), ("GridCE", ce.ceName),
+                                 ("Site", str(ce.getParameter("Site"))), ("PilotAgent", SOURCE)])
+        self.log.info("Job %d: bundle submitted to %s as %s", jobID, ce.ceName, job.reference)
+        return True
+
+    def _writeBundle(self, jobID: int, match: dict[str, Any], ce: ComputingElement, jobDir: Path) -> Path:
+        try:
+            description = PayloadDescription.fromJDL(match["JDL"])
+        except InvalidArgument as exc:
+            raise PushFailure(JobMinorStatus.ILLEGAL_JOB_JDL, exc.message) from exc
+        if not description.executable.strip():
+            raise PushFailure(JobMinorStatus.APP_NOT_FOUND, "the JDL has no Executable")
+        if description.inputData or description.outputData:
+            raise PushFailure(JobMinorStatus.INPUT_DATA_RESOLUTION, "InputData and OutputData are not supported for "
+                              "jobs pushed to a site without outbound connectivity")
+        inputs = jobDir / "inputs"
+        inputs.mkdir()
+        references = [entry for entry in description.inputSandbox if entry.startswith("SB:")]
+        if any(entry.startswith("LFN:") for entry in description.inputSandbox):
+            raise PushFailure(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX_LFN,
+                              "input sandbox LFNs are not supported for pushed jobs")
+        if references:
+            self._report(jobID, minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX)
+        for reference in references:
+            result = self.sandboxClient.downloadSandbox(reference, inputs)
+            if not result["OK"]:
+                raise PushFailure(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX,
+                                  f"cannot download the input sandbox {reference}: {result['Message']}")
+        size = sum(path.stat().st_size for path in inputs.rglob("*") if path.is_file())
+        if size > int(self.am_getOption("MaxInputSandboxSize")):
+            raise PushFailure(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX,
+                              f"the input sandbox ({size} bytes) is over MaxInputSandboxSize for pushed jobs")
+        settings = JobWrapperSettings.fromCS()
+        payload = payloadDescription(jobID, description, str(ce.getParameter("Site")),
+                                     settings.MaxWallClockTime, settings.OutputSandboxLimit)
+        bundle = jobDir / f"job-{jobID}.py"
+        bundle.write_text(buildBundle(payload, inputs))
+        return bundle
+
+    # -- following -----------------------------------------------------------------------------------------------
+    def followJobs(self) -> int:
+        """Read the batch states of the pushed jobs, heartbeat the live ones, report the ended ones; how many ended."""
+        byQueue: dict[str, list[PushedJob]] = {}
+        for job in self.pushed.values():
+            byQueue.setdefault(job.queue, []).append(job)
+        queues = self.queues()
+        ended = 0
+        for name, jobs in byQueue.items():
+            if name not in queues:
+                self.log.warning("queue %s is no longer configured: %d pushed job(s) not followed", name, len(jobs))
+                continue
+            ce = self._ce(name, queues[name])
+            statuses = ce.getJobStatus([job.reference for job in jobs])
+            if not statuses["OK"]:
+                self.log.warning("queue %s: cannot read the states of %d pushed job(s): %s", name, len(jobs),
+                                 statuses["Message"])
+                continue
+            for job in jobs:
+                status = statuses["Value"].get(job.reference, "Unknown")
+                if status in PILOT_FINAL_STATES:
+                    self.collectJob(job, ce, status)
+                    ended += 1
+                    continue
+                if status == RUNNING and job.ceStatus != RUNNING:
+                    self._report(job.jobID, JobStatus.RUNNING, JobMinorStatus.APPLICATION, f"Running in {ce.ceName}")
+                job.ceStatus = status
+                self._heartBeat(job, ce)
+        return ended
+
+    def _heartBeat(self, job: PushedJob, ce: ComputingElement) -> None:
+        result = self.jobReport.sendHeartBeat(job.jobID, {}, {})
+        if not result["OK"]:
+            self.log.warning("Job %d: heartbeat not sent: %s", job.jobID, result["Message"])
+        elif isinstance(result["Value"], dict) and "Kill" in result["Value"]:
+            self.log.info("Job %d: Kill command: cancelling %s", job.jobID, job.reference)
+            killed = ce.killJob(job.reference)
+            if not killed["OK"]:
+                self.log.error("Job %d: cannot cancel %s: %s", job.jobID, job.reference, killed["Message"])
+                return
+            self._forget(job.jobID)
+
+    def collectJob(self, job: PushedJob, ce: ComputingElement, ceStatus: str) -> None:
+        """Report an ended batch job: its outputs and parameters, then Done or Failed."""
+        jobID = job.jobID
+        reason = ce.statusReason(job.reference)
+        output = ce.getJobOutput(job.reference)
+        try:
+            if not output["OK"]:
+                raise BundleError(f"cannot read the batch job's output: {output['Message']}")
+            result = parseResult(output["Value"][0])
+        except BundleError as exc:
+            minor = JobMinorStatus.RECEIVED_KILL_SIGNAL if ceStatus == ABORTED else JobMinorStatus.JOB_WRAPPER_EXECUTION
+            self._finish(jobID, JobStatus.FAILED, minor, f"{ce.ceName} says {ceStatus}"
+                         + (f" ({reason})" if reason else "") + f": {exc}")
+            self._forget(jobID)
+            return
+        exitCode = result.get("ExitCode")
+        parameters = [("HostName", result.get("HostName", "")), ("TotalCPUTime(s)", round(float(result["CPUTime"]), 2)),
+                      ("WallClockTime(s)", round(float(result["WallClockTime"]), 1))]
+        if exitCode is not None:
+            parameters.append(("ApplicationExitCode", exitCode))
+        if result.get("MissingFiles"):
+            parameters.append(("OutputSandboxMissingFiles", ", ".join(result["MissingFiles"])))
+        self._parameters(jobID, parameters)
+        self.jobReport.sendHeartBeat(jobID, {"CPUConsumed": round(float(result["CPUTime"]), 2)}, {})
+        failure = ""
+        if result.get("Error") and exitCode is None:
+            failure = JobMinorStatus.APP_NOT_FOUND if "not found" in result["Error"] else \
+                JobMinorStatus.JOB_WRAPPER_EXECUTION
+        elif exitCode:
+            failure = JobMinorStatus.APP_ERRORS
+        self._report(jobID, JobStatus.COMPLETING, failure or JobMinorStatus.APP_SUCCESS,
+                     f"Exited with code {exitCode}" if exitCode is not None else result.get("Error", "")[:128])
+        uploadError = self._uploadOutputs(jobID, result)
+        if result.get("Error"):
+            self.log.warning("Job %d: the runner says: %s", jobID, result["Error"])
+        if failure or uploadError:
+            self._finish(jobID, JobStatus.FAILED, failure or JobMinorStatus.UPLOADING_JOB_OUTPUTS,
+                         result.get("Error") or uploadError or f"the payload exited with code {exitCode}")
+        else:
+            self._finish(jobID, JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE, f"exit code {exitCode}")
+        self._forget(jobID)
+
+    def _uploadOutputs(self, jobID: int, result: dict[str, Any]) -> str:
+        """Upload and assign the output sandbox of a result; '' or why it failed."""
+        try:
+            files = unpackOutputs(result, self.workDirectory / str(jobID) / "outputs")
+        except BundleError as exc:
+            return str(exc)
+        if not files:
+            return ""
+        self._report(jobID, minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX)
+        upload = self.sandboxClient.uploadFilesAsSandbox([str(path) for path in files])
+        if upload["OK"]:
+            reference = upload["Value"]
+            upload = self.sandboxClient.assignSandboxesToJob(jobID, [reference], "Output")
+        if not upload["OK"]:
+            return f"cannot upload the output sandbox: {upload['Message']}"
+        self._parameters(jobID, [("OutputSandbox", reference)])
+        self._report(jobID, minorStatus=JobMinorStatus.OUTPUT_SANDBOX_UPLOADED)
+        self.log.info("Job %d: output sandbox of %d file(s) uploaded as %s", jobID, len(files), reference)
+        return ""
+
+    # -- reports ------------------------------------------------------------------------------------------------
+    def _report(self, jobID: int, status: str = "", minorStatus: str = "", applicationStatus: str = "") -> None:
+        if status or minorStatus:
+            result = self.jobReport.setJobStatus(jobID, status, minorStatus[:128], SOURCE)
+            if not result["OK"]:
+                self.log.error("Job %d: cannot set status %s/%s: %s", jobID, status, minorStatus, result["Message"])
+        if applicationStatus:
+            result = self.jobReport.setJobApplicationStatus(jobID, applicationStatus[:255], SOURCE)
+            if not result["OK"]:
+                self.log.error("Job %d: cannot set its application status: %s", jobID, result["Message"])
+
+    def _parameters(self, jobID: int, parameters: list[tuple[str, Any]]) -> None:
+        result = self.jobReport.setJobParameters(jobID, [[name, str(value)] for name, value in parameters])
+        if not result["OK"]:
+            self.log.error("Job %d: cannot set its parameters: %s", jobID, result["Message"])
+
+    def _finish(self, jobID: int, status: str, minorStatus: str, detail: str) -> None:
+        log = self.log.info if status == JobStatus.DONE else self.log.error
+        log("Job %d: %s / %s: %s", jobID, status, minorStatus, detail)
+        self._report(jobID, status, minorStatus)
+
+    def _forget(self, jobID: int) -> None:
+        self.pushed.pop(jobID, None)
+        jobDir = self.workDirectory / str(jobID)
+        if self.am_getOption("CleanTask"):
+            shutil.rmtree(jobDir, ignore_errors=True)
+        else:
+            (jobDir / STATE_FILE).unlink(missing_ok=True)
+
+    def finalize(self) -> None:
+        for _, ce in self.computingElements.values():
+            ce.close()

@@ -1,0 +1,105 @@
+"""PushJobAgent: jobs matched by the agent on the server and pushed to Slurm over SSH; the node never calls back.
+
+One grid with the one-node cluster of tests/servers/slurm.sh reached over SSH (tests/servers/sshd.sh,
+user ``diracpilot``): the CE ``push.slurm`` is served by the PushJobAgent only (the SiteDirector
+serves no queue here). The batch jobs run the bundle with the node's own ``/usr/bin/python3``:
+no client, no proxy, no configuration on the node.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gridtools import WMS, ceOptions, jdl, knownHosts, runningServer, serverScript, sshOptions, startedGrid, waitFor
+
+from dirac.FrameworkSystem.Logic.Instance import Instance
+from dirac.Interfaces.API.Dirac import Dirac
+from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
+
+pytestmark = pytest.mark.slow
+SITE = "DIRAC.Push.local"
+CE = "push.slurm"
+
+
+@dataclass
+class PushSite:
+    instance: Instance
+    area: Path  # the CE's shared area on the "remote" side
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushSite]:
+    root = tmp_path_factory.mktemp("pushsite")
+    with runningServer("slurm") as slurm, runningServer("sshd") as sshd:
+        areaName = f"dirac-push-{secrets.token_hex(4)}"
+        options = {
+            f"{WMS}/Agents/SiteDirector/CEs": "no.such.ce",
+            f"{WMS}/Agents/Optimizers/PollingTime": "1",
+            f"{WMS}/Agents/PushJobAgent/CEs": CE,
+            f"{WMS}/Agents/PushJobAgent/PollingTime": "1",
+            **ceOptions(SITE, CE, **sshOptions(sshd, knownHosts(root / "known_hosts", sshd), areaName,
+                                               BatchSystem="Slurm", Preamble=f"export SLURM_CONF={slurm['SLURM_CONF']}")),
+        }
+        try:
+            with startedGrid(root, options) as instance:
+                yield PushSite(instance, Path(sshd["SSHD_HOME"]) / areaName)
+        finally:
+            subprocess.run(["scancel", "--quiet", "--name=dirac-pilot"], env={"SLURM_CONF": slurm["SLURM_CONF"],
+                           "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60)
+            shutil.rmtree(Path(sshd["SSHD_HOME"]) / areaName, ignore_errors=True)
+            serverScript("sshd", "revoke")
+
+
+def submitWithSandbox(tmp_path: Path, script: str, arguments: str = "") -> int:
+    path = tmp_path / "payload.sh"
+    path.write_text(script)
+    description = jdl("payload.sh", arguments, Site=f'"{SITE}"', InputSandbox=f'{{"{path}"}}',
+                      OutputSandbox='{"std.out", "std.err", "result.txt"}')
+    result = Dirac().submitJob(description)
+    assert result["OK"], result
+    return int(result["Value"])
+
+
+def test_pushed_jobs_run_on_slurm_to_done_with_their_output_sandbox_and_no_credential_on_the_node(
+        site: PushSite, tmp_path: Path) -> None:
+    script = ("#!/bin/sh\necho \"pushed $1 as $(id -un) in $SLURM_JOB_ID\" > result.txt\n"
+              "env | grep -E '^(X509_|BEARER_TOKEN|DIRACSYSCONFIG)' || echo no-credentials\n")
+    jobIDs = [submitWithSandbox(tmp_path, script, f"job{i}") for i in range(2)]
+    final = waitFor(jobIDs, timeout=240)
+    assert {attrs["Status"] for attrs in final.values()} == {"Done"}, final
+    for number, jobID in enumerate(jobIDs):
+        assert Dirac().getOutputSandbox(jobID, str(tmp_path))["OK"]
+        assert (tmp_path / str(jobID) / "std.out").read_text() == "no-credentials\n"
+        assert (tmp_path / str(jobID) / "result.txt").read_text().startswith(f"pushed job{number} as diracpilot in ")
+        parameters = Dirac().getJobParameters(jobID)["Value"]
+        assert parameters["ApplicationExitCode"] == "0" and "TotalCPUTime(s)" in parameters, parameters
+        assert parameters["Pilot_Reference"].startswith(f"sshslurm://{CE}/"), parameters
+    # no pilot: nothing registered, and what reached the node holds no credential and no server address
+    assert PilotManagerClient().countPilots({"DestinationSite": CE})["Value"] == 0
+    shipped = sorted((site.area / "data").iterdir())
+    assert not [path for path in shipped if path.suffix in (".proxy", ".token")], shipped
+    bundles = [path.read_text() for path in shipped if path.suffix == ".py"]
+    scripts = [path.read_text() for path in shipped if path.suffix == ".sh"]
+    assert len(bundles) >= 2 and len(scripts) >= 2
+    client = Path(site.instance.clientCFG).read_text()
+    url = next(line.split("=", 1)[1].strip() for line in client.splitlines() if "Configuration/Server" in line)
+    address = url.split("//")[1].split("/")[0]  # host:port of the server
+    for text in bundles + scripts:
+        assert "BEGIN CERTIFICATE" not in text and "PRIVATE KEY" not in text and address not in text
+    for text in scripts:
+        assert "X509_USER_PROXY" not in text and "BEARER_TOKEN_FILE" not in text, text
+
+
+def test_a_failing_pushed_payload_ends_failed_with_its_exit_code(site: PushSite, tmp_path: Path) -> None:
+    jobID = submitWithSandbox(tmp_path, "#!/bin/sh\necho about to fail >&2\nexit 3\n")
+    final = waitFor([jobID], timeout=240)[jobID]
+    assert final["Status"] == "Failed" and final["MinorStatus"] == "Application Finished With Errors", final
+    assert Dirac().getJobParameters(jobID)["Value"]["ApplicationExitCode"] == "3"
+    assert Dirac().getOutputSandbox(jobID, str(tmp_path))["OK"]
+    assert (tmp_path / str(jobID) / "std.err").read_text() == "about to fail\n"
