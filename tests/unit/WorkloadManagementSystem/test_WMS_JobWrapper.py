@@ -206,28 +206,6 @@ def test_input_sandbox_download_failure_fails_the_job_before_running_anything(tm
     assert not (tmp_path / "std.out").exists()
 
 
-@pytest.mark.parametrize(("attributes", "minorStatus"), [
-    ({"InputData": ["/dirac/user/a/file.dat"]}, JobMinorStatus.INPUT_DATA_RESOLUTION),
-    ({"InputSandbox": ["SB:SandboxSE|/in/1.tar.bz2", "LFN:/dirac/user/a/lib.tar"]},
-     JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX_LFN),
-])
-def test_jobs_needing_input_data_fail_clearly_until_data_management_exists(tmp_path: Path, attributes: dict,
-                                                                           minorStatus: str) -> None:
-    code, jobState, _, _ = runWrapper(tmp_path, jdl(**{**STANDARD, **attributes}))
-    assert code == EXIT_FAILED
-    assert jobState.trail()[-1] == ("Failed", minorStatus)
-    assert "no Data Management yet" in jobState.parameters["Error Message"]
-    assert not (tmp_path / "std.out").exists(), "the payload must not run without its data"
-
-
-def test_jobs_asking_for_output_data_fail_clearly_after_their_output_sandbox_is_uploaded(tmp_path: Path) -> None:
-    code, jobState, sandbox, _ = runWrapper(tmp_path, jdl(**STANDARD, OutputData=["result.txt"], OutputSE="DISK-SE"))
-    assert code == EXIT_FAILED
-    assert jobState.trail()[-1] == ("Failed", JobMinorStatus.UPLOADING_OUTPUT_DATA)
-    assert "result.txt" in sandbox.uploaded
-    assert len(sandbox.assigned) == 1, "one output sandbox, not one more after the output data failed"
-
-
 def test_missing_executable_fails_with_application_not_found(tmp_path: Path) -> None:
     code, jobState, _, _ = runWrapper(tmp_path, jdl(Executable="does-not-exist.sh"))
     assert code == EXIT_FAILED

@@ -139,19 +139,21 @@ class DataManager:
 
     # -- download ---------------------------------------------------------------------------------------------
     def getFile(self, lfns: str | Iterable[str], destinationDir: str | Path = "", sourceSE: str | None = None,
-                progress: Progress = _noProgress) -> BulkAnswer:
+                progress: Progress = _noProgress, preferredSEs: Iterable[str] = ()) -> BulkAnswer:
         """Download files into ``destinationDir`` (default: the current directory), each from the first replica
-        that works (``sourceSE`` only, if given), checked against the catalog's Adler32. Successful: {lfn: path}."""
+        that works (``sourceSE`` only, if given; those on ``preferredSEs`` first), checked against the catalog's
+        Adler32. Successful: {lfn: path}."""
         lfns = _lfnList(lfns)
         directory = Path(destinationDir or os.getcwd())
         failed: dict[str, str] = {}
         successful: dict[str, str] = {}
         replicas, metadata = self._replicasAndChecksums(lfns, failed)
+        preferred = list(preferredSEs)
         for lfn in lfns:
             if lfn in failed:
                 progress(lfn, False)
                 continue
-            ses = [se for se in _sortedReplicas(replicas.get(lfn, {})) if not sourceSE or se == sourceSE]
+            ses = [se for se in _sortedReplicas(replicas.get(lfn, {}), preferred) if not sourceSE or se == sourceSE]
             if not ses:
                 failed[lfn] = f"no replica on {sourceSE}" if sourceSE else "no replica"
             errors = []
@@ -160,6 +162,7 @@ class DataManager:
                 if got["OK"] and lfn in got["Value"]["Successful"]:
                     successful[lfn] = str(directory / os.path.basename(lfn))
                     failed.pop(lfn, None)
+                    log.info("%s downloaded from %s", lfn, se)
                     break
                 errors.append(got["Message"] if not got["OK"] else got["Value"]["Failed"][lfn])
                 failed[lfn] = "; ".join(errors)
@@ -319,7 +322,9 @@ class DataManager:
         return S_OK({"Successful": successful, "Failed": failed})
 
 
-def _sortedReplicas(replicas: dict[str, str]) -> list[str]:
-    """SE names in the order downloads try them (alphabetical: stable and predictable)."""
-    return sorted(replicas)
+def _sortedReplicas(replicas: dict[str, str], preferred: list[str] | None = None) -> list[str]:
+    """SE names in the order downloads try them: the preferred ones in their order, then the others
+    alphabetically (stable and predictable)."""
+    first = [se for se in preferred or [] if se in replicas]
+    return first + sorted(se for se in replicas if se not in first)
 

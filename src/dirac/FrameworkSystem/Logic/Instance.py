@@ -214,8 +214,12 @@ def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, 
 
 def oneBoxStorage(host: str, port: int) -> dict[str, str]:
     """CS options of the one-box Storage Elements: OneBox-SE and OneBox-Failover, two space tokens of the
-    DataManagement/StorageElement service (files in <instance>/storage/Disk and .../Failover)."""
-    options = {f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}/SE": f"{ONE_BOX_SE}, {ONE_BOX_FAILOVER_SE}"}
+    DataManagement/StorageElement service (files in <instance>/storage/Disk and .../Failover), also the
+    SE groups SE-USER and Tier1-Failover."""
+    options = {f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}/SE": f"{ONE_BOX_SE}, {ONE_BOX_FAILOVER_SE}",
+               # DIRAC's SE groups for user jobs' OutputData: the default destination, and the failover
+               "/Resources/StorageElementGroups/SE-USER": ONE_BOX_SE,
+               "/Resources/StorageElementGroups/Tier1-Failover": ONE_BOX_FAILOVER_SE}
     for se, token in ((ONE_BOX_SE, "Disk"), (ONE_BOX_FAILOVER_SE, "Failover")):
         section = f"/Resources/StorageElements/{se}"
         options.update({f"{section}/BackendType": "DISK", f"{section}/DIP/Protocol": "https",

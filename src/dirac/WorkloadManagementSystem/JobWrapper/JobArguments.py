@@ -126,6 +126,8 @@ class PayloadDescription:
     inputData: list[str] = field(default_factory=list)
     outputData: list[str] = field(default_factory=list)
     outputSE: list[str] = field(default_factory=list)
+    #: where OutputData given as local names go: below the owner's home, or an absolute ``LFN:`` path
+    outputPath: str = ""
     #: normalised CPU seconds (HS06 s) per processor, None when the JDL gives none
     cpuTime: int | None = None
     #: MB, 0 when the JDL gives none
@@ -158,6 +160,7 @@ class PayloadDescription:
             inputData=_strings(classAd, "InputData"),
             outputData=_strings(classAd, "OutputData"),
             outputSE=_strings(classAd, "OutputSE"),
+            outputPath=_string(classAd, "OutputPath"),
             cpuTime=_number(classAd, "CPUTime") if classAd.lookupAttribute("CPUTime") else None,
             maxRAM=_number(classAd, "MaxRAM"),
             numberOfProcessors=processors,

@@ -3,13 +3,12 @@
 Steps, each logged with the JobID and reported through ``JobReport`` (WorkloadManagement/JobStateUpdate):
 
 1. initialisation: Running / "Job Initialization", job parameters about the node;
-2. input sandbox: the ``SB:`` references of the JDL's InputSandbox unpacked in the working
-   directory; ``LFN:`` entries and InputData go through hooks (``downloadInputSandboxLFNs``,
-   ``resolveInputData``) that fail the job until Data Management exists;
+2. inputs: the ``SB:`` references of the JDL's InputSandbox unpacked in the working directory;
+   its ``LFN:`` entries and the InputData downloaded there from the job's site first (``JobData``);
 3. execution: ``Executable`` + ``Arguments`` run by ``/bin/sh`` in the working directory, stdout
    and stderr in ``StdOutput`` and ``StdError``, watched by the ``Watchdog``;
 4. outputs: the OutputSandbox patterns (plus StdOutput and StdError) packed, uploaded and
-   assigned to the job; OutputData goes through the ``uploadOutputData`` hook;
+   assigned to the job; OutputData stored on OutputSE (else a failover SE) and registered;
 5. final status: Done / "Execution Complete", or Failed with the minor status of the first
    failure. A job stopped by the server (a ``Kill`` command) gets no status from the wrapper.
 
@@ -38,6 +37,7 @@ from dirac.Core.Utilities.Exceptions import InvalidArgument
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
 from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import JobArguments, PayloadDescription
+from dirac.WorkloadManagementSystem.JobWrapper.JobData import JobData, JobDataError
 from dirac.WorkloadManagementSystem.JobWrapper.JobReport import JobReport
 from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSettings
 from dirac.WorkloadManagementSystem.JobWrapper.Watchdog import Watchdog, WatchdogLimits, cpuLimit, tail
@@ -59,13 +59,8 @@ SIGNALLED_REPORT_TIME = 5.0
 log = getLogger("WorkloadManagement/JobWrapper")
 
 
-class JobWrapperError(Exception):
+class JobWrapperError(JobDataError):
     """A step of the job failed: ``minorStatus`` is what the job's minor status says."""
-
-    def __init__(self, minorStatus: str, message: str):
-        super().__init__(message)
-        self.minorStatus = minorStatus
-        self.message = message
 
 
 def _insideDirectory(workDir: Path, name: str, what: str) -> Path:
@@ -100,7 +95,7 @@ class JobWrapper:
     """Runs the job described by a job.json in ``workDir``; clients are injected or made from the CS."""
 
     def __init__(self, arguments: JobArguments, workDir: str | Path = ".", settings: JobWrapperSettings | None = None,
-                 jobStateClient: Any = None, sandboxClient: Any = None):
+                 jobStateClient: Any = None, sandboxClient: Any = None, dataManager: Any = None):
         if jobStateClient is None:
             from dirac.WorkloadManagementSystem.Client.WMSClients import JobStateUpdateClient
 
@@ -116,6 +111,8 @@ class JobWrapper:
         self.settings = settings or JobWrapperSettings.fromCS()
         self.jobStateClient = jobStateClient
         self.sandboxClient = sandboxClient
+        #: the DataManager of the data steps, made when a job first needs one (with the wrapper's credentials)
+        self.dataManager = dataManager
         self.report = JobReport(self.jobID, jobStateClient, SOURCE, self.settings.ReportRetryDelay)
         self.description: PayloadDescription | None = None
         self.cpuNormalizationFactor = arguments.CPUNormalizationFactor or gConfig.getValue(
@@ -157,7 +154,7 @@ class JobWrapper:
             self._interruptible = False
             self.execute()
             self.processOutputs()
-        except JobWrapperError as exc:
+        except JobDataError as exc:  # JobWrapperError too
             self._fail(exc.minorStatus, exc.message)
             if self.payloadStarted and not self.outputSandboxTried and self.signalled is None:
                 self._processOutputsAfterFailure()
@@ -235,14 +232,22 @@ class JobWrapper:
             if not (self.workDir / os.path.basename(name)).exists():
                 log.warning("Job %d: input sandbox file %s is not in the working directory", self.jobID, name)
 
+    def jobData(self) -> JobData:
+        """The data steps of this job, with the wrapper's credentials."""
+        if self.dataManager is None:
+            from dirac.DataManagementSystem.Client.DataManager import DataManager
+
+            self.dataManager = DataManager()
+        arguments = self.arguments
+        return JobData(self.jobID, self.workDir, arguments.Site, arguments.Owner, arguments.OwnerGroup, arguments.VO,
+                       self.dataManager, self.report)
+
     def downloadInputSandboxLFNs(self, lfns: list[str]) -> None:
-        """Hook for Data Management: bring the input sandbox files given as LFNs to the working directory."""
-        raise JobWrapperError(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX_LFN,
-                              f"input sandbox LFNs cannot be downloaded: this installation has no Data "
-                              f"Management yet ({', '.join(lfns[:5])})")
+        """Bring the input sandbox files given as LFNs to the working directory."""
+        self.jobData().downloadInputSandboxLFNs(lfns)
 
     def resolveInputData(self) -> None:
-        """Make the job's InputData available to the payload (through the resolution hook)."""
+        """Make the job's InputData available to the payload."""
         assert self.description is not None
         if not self.description.inputData:
             return
@@ -251,10 +256,8 @@ class JobWrapper:
         self.downloadInputData(self.description.inputData)
 
     def downloadInputData(self, lfns: list[str]) -> None:
-        """Hook for Data Management: find replicas of the input data and download or give access to them."""
-        raise JobWrapperError(JobMinorStatus.INPUT_DATA_RESOLUTION,
-                              f"input data cannot be resolved: this installation has no Data Management yet "
-                              f"({', '.join(lfns[:5])})")
+        """Download the input data into the working directory, from the job's site first."""
+        self.jobData().downloadInputData(lfns)
 
     # -- 3. execution ---------------------------------------------------------------------------------
     def prepareCommand(self) -> str:
@@ -407,8 +410,10 @@ class JobWrapper:
             log.warning("Job %d: the JobWrapper is being stopped: outputs are not uploaded", self.jobID)
             return
         self.uploadOutputSandbox()
-        if self.description.outputData:
+        if self.description.outputData and self.failure is None:  # as in DIRAC: not the data of a failed job
             self.uploadOutputData(self.description.outputData, self.description.outputSE)
+        elif self.description.outputData:
+            log.warning("Job %d: the job failed: its OutputData are not uploaded", self.jobID)
 
     def _processOutputsAfterFailure(self) -> None:
         """The payload ran but a later step failed: still try to bring its output back."""
@@ -453,11 +458,11 @@ class JobWrapper:
         self._status(minorStatus=JobMinorStatus.OUTPUT_SANDBOX_UPLOADED)
 
     def uploadOutputData(self, lfns: list[str], outputSEs: list[str]) -> None:
-        """Hook for Data Management: upload the OutputData files to OutputSE and register them."""
+        """Store the OutputData files on OutputSE (else a failover SE) and register them."""
+        assert self.description is not None
         self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_DATA)
-        raise JobWrapperError(JobMinorStatus.UPLOADING_OUTPUT_DATA,
-                              f"output data cannot be uploaded: this installation has no Data Management yet "
-                              f"({', '.join(lfns[:5])} to {', '.join(outputSEs) or 'the default SE'})")
+        self.jobData().upload(lfns, outputSEs, self.description.outputPath)
+        self._status(JobStatus.COMPLETING, JobMinorStatus.OUTPUT_DATA_UPLOADED)
 
     # -- 5. the end -----------------------------------------------------------------------------------
     def finalize(self) -> int:

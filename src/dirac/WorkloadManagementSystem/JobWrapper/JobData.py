@@ -1,0 +1,231 @@
+"""The job's data on the worker node: input files downloaded, output files stored and registered.
+
+* ``InputData`` and the ``LFN:`` entries of ``InputSandbox``: replicas from the File Catalog, downloaded
+  into the working directory (named after the LFN) from the SEs of the job's site first, each checked
+  against the catalog's Adler32 (``DataManager.getFile``).
+* ``OutputData`` (local names, globs allowed, or ``LFN:`` paths), ``OutputSE`` and ``OutputPath``: each file
+  is stored and registered (``DataManager.putAndRegister``) on the first of the output SEs that takes it,
+  else on a failover SE (the ``Tier1-Failover`` SE group). ``putAndRegister`` leaves nothing registered
+  without its copy, so a file that every SE refused is in neither.
+
+Everything runs with the wrapper's own credentials (``X509_USER_PROXY``): the catalog's and SEs' rules
+apply to whoever that is. See docs/jobwrapper.md, "Input and output data".
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dirac.Core.Config import gConfig
+from dirac.Core.Config.Registry import getVOForGroup
+from dirac.Core.Utilities.Logging import getLogger
+from dirac.DataManagementSystem.Utilities.ResolveSE import getDestinationSEList, getSEsForSite
+from dirac.WorkloadManagementSystem.Client import JobMinorStatus
+
+#: DIRAC's SE groups: where user jobs' OutputData go without OutputSE, and where they go when those fail
+DEFAULT_OUTPUT_SE_GROUP = "SE-USER"
+FAILOVER_SE_GROUP = "Tier1-Failover"
+
+log = getLogger("WorkloadManagement/JobWrapper")
+
+
+class JobDataError(Exception):
+    """A data step failed: ``minorStatus`` is the job's minor status, ``message`` says why."""
+
+    def __init__(self, minorStatus: str, message: str):
+        super().__init__(message)
+        self.minorStatus = minorStatus
+        self.message = message
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file of OutputData: where it is on the node and the LFN it gets."""
+
+    local: Path
+    lfn: str
+
+
+def stripLFN(entry: str) -> str:
+    """``LFN:/a/b`` (or ``lfn:``) -> ``/a/b``."""
+    return entry[4:] if entry[:4].lower() == "lfn:" else entry
+
+
+def lfnProblem(lfn: str) -> str | None:
+    """Why ``lfn`` cannot be a file's LFN (the catalog checks the rest: VO root, lengths), None when it can."""
+    if not lfn:
+        return "empty LFN"
+    if not lfn.startswith("/"):
+        return f"{lfn!r} is not an absolute path"
+    if any(part in ("", ".", "..") for part in lfn[1:].split("/")):
+        return f"{lfn!r} has an empty, '.' or '..' component"
+    return None
+
+
+def userLFNPrefix(vo: str) -> str:
+    """DIRAC's Operations option ``LFNUserPrefix`` (the VO's, else the defaults', else ``user``)."""
+    return gConfig.getValue(f"/Operations/{vo}/LFNUserPrefix",
+                            gConfig.getValue("/Operations/Defaults/LFNUserPrefix", "user"))
+
+
+class JobData:
+    """The data steps of one job; parameters go to ``report`` (a JobReport)."""
+
+    def __init__(self, jobID: int, workDir: Path, site: str, owner: str, ownerGroup: str, vo: str,
+                 dataManager: Any, report: Any):
+        self.jobID = jobID
+        self.workDir = workDir
+        self.site = site or gConfig.getValue("/LocalSite/Site", "")
+        self.owner = owner
+        self.vo = vo or (getVOForGroup(ownerGroup) if ownerGroup else "")
+        self.dm = dataManager
+        self.report = report
+
+    # -- input -------------------------------------------------------------------------------------------------
+    def download(self, entries: list[str], failure: str, notAvailable: str, parameter: str) -> dict[str, str]:
+        """Download the files into the working directory, those at the job's site first: {lfn: local path}.
+
+        Files without a replica fail with ``notAvailable`` (the ``MissingLFNs`` parameter lists them), any
+        other problem with ``failure``; ``parameter`` receives the summary, as DIRAC's DownloadInputData."""
+        lfns = list(dict.fromkeys(stripLFN(entry) for entry in entries))
+        replicas = self.dm.getActiveReplicas(lfns)
+        if not replicas["OK"]:
+            raise JobDataError(failure, f"cannot get the replicas of the input files: {replicas['Message']}")
+        problems = dict(replicas["Value"]["Failed"])
+        problems.update({lfn: "no replica on a Storage Element that may be read now"
+                         for lfn, ses in replicas["Value"]["Successful"].items() if not ses})
+        if problems:
+            self.report.setJobParameter("MissingLFNs", "\n".join(f"LFN:{lfn} Problem: {why}"
+                                                                 for lfn, why in sorted(problems.items())))
+            raise JobDataError(notAvailable, "input file(s) not available: "
+                               + "; ".join(f"{lfn}: {why}" for lfn, why in sorted(problems.items())))
+        names: dict[str, str] = {}
+        for lfn in lfns:
+            clash = names.setdefault(os.path.basename(lfn), lfn)
+            if clash != lfn:
+                raise JobDataError(failure, f"{clash} and {lfn} would both be {os.path.basename(lfn)} in the "
+                                            f"working directory")
+        local = getSEsForSite(self.site)
+        atSite = [lfn for lfn, ses in replicas["Value"]["Successful"].items() if set(ses) & set(local)]
+        log.info("Job %d: downloading %d file(s), %d with a replica at %s (%s)", self.jobID, len(lfns), len(atSite),
+                 self.site or "an unknown site", ", ".join(local) or "no SE")
+        got = self.dm.getFile(lfns, self.workDir, preferredSEs=local)
+        if not got["OK"]:
+            raise JobDataError(failure, f"cannot download the input files: {got['Message']}")
+        summary = (f"Successfully downloaded {len(got['Value']['Successful'])} LFN(s) ({len(atSite)} with a "
+                   f"replica at the site):\n" + "\n".join(sorted(got["Value"]["Successful"])))
+        failed = got["Value"]["Failed"]
+        if failed:
+            summary += f"\nFailed to download {len(failed)} LFN(s):\n" + "\n".join(sorted(failed))
+        self.report.setJobParameter(parameter, summary, sendFlag=False)
+        if failed:
+            raise JobDataError(failure, "cannot download " + "; ".join(f"{lfn}: {why}"
+                                                                     for lfn, why in sorted(failed.items())))
+        return got["Value"]["Successful"]
+
+    def downloadInputData(self, lfns: list[str]) -> dict[str, str]:
+        """The job's InputData into the working directory."""
+        return self.download(lfns, JobMinorStatus.INPUT_DATA_RESOLUTION, JobMinorStatus.INPUT_NOT_AVAILABLE,
+                             "DownloadInputData")
+
+    def downloadInputSandboxLFNs(self, lfns: list[str]) -> dict[str, str]:
+        """The ``LFN:`` entries of the input sandbox into the working directory."""
+        failure = JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX_LFN
+        return self.download(lfns, failure, failure, "DownloadInputSandboxLFNs")
+
+    # -- output ------------------------------------------------------------------------------------------------
+    def userBase(self) -> str:
+        """DIRAC's default place of a user job's outputs: /<vo>/<LFNUserPrefix>/<initial>/<owner>."""
+        if not self.owner or not self.vo:
+            raise JobDataError(JobMinorStatus.UPLOADING_OUTPUT_DATA,
+                               "cannot name the output files: the job's owner or VO is unknown")
+        return f"/{self.vo}/{userLFNPrefix(self.vo)}/{self.owner[0]}/{self.owner}"
+
+    def outputDirectory(self, outputPath: str) -> str:
+        """Where OutputData given as local names go (DIRAC's rules): ``LFN:<path>`` as it is, another
+        OutputPath below the owner's home, none: ``<home>/<JobID // 1000>/<JobID>``."""
+        if outputPath[:4].lower() == "lfn:":
+            return stripLFN(outputPath).rstrip("/")
+        relative = outputPath.strip("/") or f"{self.jobID // 1000}/{self.jobID}"
+        return f"{self.userBase()}/{relative}"
+
+    def outputFiles(self, entries: list[str], outputPath: str) -> tuple[list[OutputFile], list[str]]:
+        """(the files to store with their LFNs, entries without a wildcard that match no file)."""
+        root = self.workDir.resolve()
+        files: dict[str, OutputFile] = {}
+        missing: list[str] = []
+        for entry in entries:
+            isLFN = entry[:4].lower() == "lfn:"
+            pattern = os.path.basename(stripLFN(entry)) if isLFN else entry
+            matches = [(self.workDir / name).resolve() for name in sorted(glob.glob(pattern, root_dir=self.workDir))]
+            outside = [m for m in matches if not m.is_relative_to(root)]
+            if outside:
+                raise JobDataError(JobMinorStatus.UPLOADING_OUTPUT_DATA,
+                                   f"OutputData {entry!r} is outside the working directory")
+            matches = [m for m in matches if m.is_file()]
+            if not matches and not glob.has_magic(pattern):
+                missing.append(entry)
+            for match in matches:
+                directory = os.path.dirname(stripLFN(entry)) if isLFN else self.outputDirectory(outputPath)
+                lfn = f"{directory}/{match.name}"
+                problem = lfnProblem(lfn)
+                if problem:
+                    raise JobDataError(JobMinorStatus.UPLOADING_OUTPUT_DATA, f"OutputData {entry!r}: {problem}")
+                if lfn in files and files[lfn].local != match:
+                    raise JobDataError(JobMinorStatus.UPLOADING_OUTPUT_DATA,
+                                       f"OutputData: {files[lfn].local.name} and {match.name} would both be {lfn}")
+                files[lfn] = OutputFile(match, lfn)
+        return list(files.values()), missing
+
+    def destinations(self, outputSEs: list[str]) -> tuple[list[str], list[str]]:
+        """(the output SEs in the order given, SE groups and aliases expanded; the failover SEs not among them)."""
+        ses: list[str] = []
+        for name in outputSEs or [DEFAULT_OUTPUT_SE_GROUP]:
+            # a name that is no SE, alias or group is kept: its upload then fails with a clear reason
+            ses += getDestinationSEList(name, self.site) or ([name] if outputSEs else [])
+        ses = list(dict.fromkeys(ses))
+        failover = [se for se in getDestinationSEList(FAILOVER_SE_GROUP, self.site) if se not in ses]
+        return ses, failover
+
+    def upload(self, entries: list[str], outputSEs: list[str], outputPath: str) -> dict[str, str]:
+        """Store and register every OutputData file: {lfn: SE}. Raises JobDataError (Uploading Output Data)
+        naming the files that could not be stored anywhere, or that are missing, after trying all the others."""
+        failure = JobMinorStatus.UPLOADING_OUTPUT_DATA
+        files, missing = self.outputFiles(entries, outputPath)
+        ses, failover = self.destinations(outputSEs)
+        if not ses and not failover:
+            raise JobDataError(failure, "No output SEs defined in VO configuration (OutputSE, or the SE groups "
+                                        f"{DEFAULT_OUTPUT_SE_GROUP} and {FAILOVER_SE_GROUP})")
+        log.info("Job %d: uploading %d output file(s) to %s (failover: %s)", self.jobID, len(files),
+                 ", ".join(ses) or "-", ", ".join(failover) or "-")
+        landed: dict[str, str] = {}
+        errors: dict[str, list[str]] = {}
+        for output in files:
+            for se in ses + failover:
+                put = self.dm.putAndRegister(output.lfn, output.local, se)
+                reason = put["Message"] if not put["OK"] else put["Value"]["Failed"].get(output.lfn)
+                if put["OK"] and output.lfn in put["Value"]["Successful"]:
+                    landed[output.lfn] = se
+                    log.info("Job %d: %s stored on %s%s and registered", self.jobID, output.lfn, se,
+                             " (failover)" if se in failover else "")
+                    break
+                log.warning("Job %d: %s not stored on %s: %s", self.jobID, output.lfn, se, reason)
+                errors.setdefault(output.lfn, []).append(f"{se}: {reason}")
+        if landed:
+            self.report.setJobParameters([
+                ("UploadedOutputData", ", ".join(landed)),
+                ("OutputDataSEs", "\n".join(f"{lfn}: {se}{' (failover)' if se in failover else ''}"
+                                            for lfn, se in landed.items())),
+            ], sendFlag=False)
+        notStored = [output for output in files if output.lfn not in landed]
+        if notStored or missing:
+            self.report.setJobParameter("OutputData", "MissingFiles: " + ", ".join(
+                missing + [output.local.name for output in notStored]), sendFlag=False)
+            reasons = [f"{entry}: no such file in the working directory" for entry in missing]
+            reasons += [f"{output.lfn}: {'; '.join(errors[output.lfn])}" for output in notStored]
+            raise JobDataError(failure, "Failed to upload OutputData: " + " | ".join(reasons))
+        return landed
