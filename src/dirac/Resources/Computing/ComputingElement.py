@@ -366,6 +366,7 @@ _BUILTIN_COMPUTING_ELEMENTS = {
     "Pool": "dirac.Resources.Computing.PoolComputingElement:PoolComputingElement",
     "SSH": "dirac.Resources.Computing.SSHComputingElement:SSHComputingElement",
     "SSHBatch": "dirac.Resources.Computing.SSHComputingElement:SSHBatchComputingElement",
+    "HTCondorCE": "dirac.Resources.Computing.HTCondorCEComputingElement:HTCondorCEComputingElement",
 }
 
 
