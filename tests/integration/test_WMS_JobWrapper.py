@@ -113,8 +113,9 @@ def submitAndMatch(grid, job: Job) -> dict:  # noqa: ANN001
 
 
 def startWrapper(grid, match: dict, workDir: Path, options: dict[str, str] | None = None,  # noqa: ANN001
-                 **slot: object) -> subprocess.Popen:
-    """Write job.json as the JobAgent does and start dirac-jobwrapper in workDir with the pilot's credentials."""
+                 proxy: str = "pilot", **slot: object) -> subprocess.Popen:
+    """Write job.json as the JobAgent does and start dirac-jobwrapper in workDir with the pilot's credentials
+    (or those of ``proxy``)."""
     workDir.mkdir(parents=True)
     description = {"JobID": match["JobID"], "JDL": match["JDL"], "Owner": match["Owner"],
                    "OwnerGroup": match["OwnerGroup"], "VO": match["VO"], "PilotReference": "inprocess://node/test",
@@ -123,7 +124,7 @@ def startWrapper(grid, match: dict, workDir: Path, options: dict[str, str] | Non
     (workDir / "job.json").write_text(json.dumps(description))
     overrides = [arg for name, value in {**FAST_OPTIONS, **(options or {})}.items()
                  for arg in ("-o", f"{name if name.startswith('/') else SECTION + '/' + name}={value}")]
-    env = {**os.environ, **grid.instance.environment(), "X509_USER_PROXY": str(grid.proxies["pilot"])}
+    env = {**os.environ, **grid.instance.environment(), "X509_USER_PROXY": str(grid.proxies[proxy])}
     with open(workDir / "wrapper.log", "wb") as log:
         return subprocess.Popen([sys.executable, "-m", "dirac.WorkloadManagementSystem.scripts.dirac_jobwrapper",
                                  "--job", str(workDir / "job.json"), *overrides],
@@ -131,8 +132,8 @@ def startWrapper(grid, match: dict, workDir: Path, options: dict[str, str] | Non
 
 
 def runWrapper(grid, match: dict, workDir: Path, options: dict[str, str] | None = None,  # noqa: ANN001
-               **slot: object) -> int:
-    process = startWrapper(grid, match, workDir, options, **slot)
+               proxy: str = "pilot", **slot: object) -> int:
+    process = startWrapper(grid, match, workDir, options, proxy, **slot)
     try:
         code = process.wait(timeout=180)
     finally:

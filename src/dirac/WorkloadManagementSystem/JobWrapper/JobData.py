@@ -48,6 +48,8 @@ class OutputFile:
 
     local: Path
     lfn: str
+    #: the OutputData entry naming it
+    entry: str
 
 
 def stripLFN(entry: str) -> str:
@@ -178,7 +180,7 @@ class JobData:
                 if lfn in files and files[lfn].local != match:
                     raise JobDataError(JobMinorStatus.UPLOADING_OUTPUT_DATA,
                                        f"OutputData: {files[lfn].local.name} and {match.name} would both be {lfn}")
-                files[lfn] = OutputFile(match, lfn)
+                files[lfn] = OutputFile(match, lfn, entry)
         return list(files.values()), missing
 
     def destinations(self, outputSEs: list[str]) -> tuple[list[str], list[str]]:
@@ -224,7 +226,7 @@ class JobData:
         notStored = [output for output in files if output.lfn not in landed]
         if notStored or missing:
             self.report.setJobParameter("OutputData", "MissingFiles: " + ", ".join(
-                missing + [output.local.name for output in notStored]), sendFlag=False)
+                missing + [output.entry for output in notStored]), sendFlag=False)
             reasons = [f"{entry}: no such file in the working directory" for entry in missing]
             reasons += [f"{output.lfn}: {'; '.join(errors[output.lfn])}" for output in notStored]
             raise JobDataError(failure, "Failed to upload OutputData: " + " | ".join(reasons))
