@@ -92,3 +92,8 @@ def getDefaultGroupForUser(username: str) -> str | None:
 
 def getUserOption(username: str, option: str, default: str = "") -> str:
     return gConfig.getValue(f"{REGISTRY}/Users/{username}/{option}", default)
+
+
+def isDownloadableGroup(group: str) -> bool:
+    """Whether proxies of ``group`` may be handed out by the ProxyManager (``DownloadableProxy``, default yes)."""
+    return bool(gConfig.getValue(f"{REGISTRY}/Groups/{group}/DownloadableProxy", True))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from M2Crypto import BIO, EVP, RSA
 
-from dirac.Core.Utilities.Exceptions import SecurityError
+from dirac.Core.Utilities.Exceptions import ConfigurationError, SecurityError
 
 _ENCRYPTED_MARKERS = (b"ENCRYPTED PRIVATE KEY", b"Proc-Type: 4,ENCRYPTED")
 
@@ -101,3 +101,13 @@ def writePrivateFile(path: str | Path, data: bytes, mode: int = 0o600) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def readEncryptionKeyFile(keyFile: str, option: str) -> bytes:
+    """The secret key (e.g. Fernet) in ``keyFile``, named by the CS ``option``; ConfigurationError when unusable."""
+    if not keyFile:
+        raise ConfigurationError(f"missing option {option}")
+    try:
+        return Path(keyFile).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the key file {keyFile} ({option}): {exc.strerror}") from exc

@@ -30,6 +30,7 @@ from dirac.Core.Security.X509Certificate import (
     newExtension,
     utcNow,
 )
+from dirac.Core.Security.X509Request import loadProxyRequest
 from dirac.Core.Utilities.Exceptions import SecurityError
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
@@ -190,6 +191,22 @@ class X509Chain:
         for clock skew; notAfter never goes beyond this chain's. Tests get an already expired
         proxy with a negative lifetime or a ``validFrom`` in the past.
         """
+        key = generateRSAKey(bits)
+        cert = self._signProxy(key, lifetime_s, group, limited, validFrom)
+        return X509Chain([cert] + self.certs, key)
+
+    def generateChainFromRequest(self, requestPEM: bytes | str, lifetime_s: int, group: str | None = None,
+                                 limited: bool = False) -> X509Chain:
+        """A proxy for the public key of a PKCS#10 request (delegation: the requester keeps its key).
+
+        The chain has no key; the proxy is limited when ``limited`` or when the request asks for it.
+        """
+        publicKey, requestsLimited = loadProxyRequest(requestPEM)
+        return X509Chain.fromCertificates([self._signProxy(publicKey, lifetime_s, group, limited or requestsLimited,
+                                                           None)] + self.certs)
+
+    def _signProxy(self, publicKey: EVP.PKey, lifetime_s: int, group: str | None, limited: bool,
+                   validFrom: datetime.datetime | None) -> X509Certificate:
         if self.key is None:
             raise SecurityError(f"cannot sign a proxy for {self.leaf.subjectDN}: the private key is not loaded")
         now = utcNow()
@@ -199,7 +216,6 @@ class X509Chain:
         if issuer.isLimitedProxy and not limited:
             raise SecurityError(f"the limited proxy {issuer.subjectDN} can only issue limited proxies")
         start = (validFrom or now).astimezone(datetime.UTC).replace(microsecond=0)
-        key = generateRSAKey(bits)
         serial = secrets.randbelow(2**63 - 1) + 1
 
         cert = X509.X509()
@@ -212,7 +228,7 @@ class X509Chain:
         notAfter = min(start + datetime.timedelta(seconds=lifetime_s), self.notAfter)
         cert.set_not_before(asn1Time(min(start, notAfter) - CLOCK_SKEW))
         cert.set_not_after(asn1Time(notAfter))
-        cert.set_pubkey(key)
+        cert.set_pubkey(publicKey)
 
         language = OID_PPL_LIMITED if limited else OID_PPL_INHERIT_ALL
         proxyInfo = DER.encode(DER.SEQUENCE, DER.encode(DER.SEQUENCE, DER.encodeOID(language)))
@@ -228,7 +244,7 @@ class X509Chain:
                 raise SecurityError(f"invalid DIRAC group name {group!r}")
             cert.add_ext(derExtension(OID_DIRAC_GROUP, DER.ia5String(group)))
         cert.sign(self.key, "sha256")
-        return X509Chain([X509Certificate(cert)] + self.certs, key)
+        return X509Certificate(cert)
 
     # -- output ----------------------------------------------------------------------------
     def toPEM(self) -> bytes:

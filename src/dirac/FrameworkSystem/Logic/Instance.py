@@ -8,6 +8,7 @@ Layout of an instance directory::
     etc/cs/Master.cfg             the central configuration (served by Configuration/Server)
     etc/dirac.cfg                 local configuration for clients: where the CS and CAs are
     etc/server.cfg                extra local configuration for the server process
+    etc/proxymanager.key          the ProxyManager's key (Fernet) encrypting the stored proxies (0600)
     user/usercert.pem, userkey.pem, proxy.pem    the local administrator's credentials
     db/ log/ run/                 SQLite databases, logs, pid file
     pilots/                       working directories of the pilots of the one-box site
@@ -23,6 +24,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from diraccfg import CFG
 
 from dirac.Core.Base import Components
@@ -32,6 +34,7 @@ from dirac.Core.Security.CA import CertificateAuthority
 from dirac.Core.Security.Keys import writePrivateFile
 from dirac.Core.Security.X509 import X509Chain
 from dirac.Core.Utilities.Exceptions import ConfigurationError
+from dirac.FrameworkSystem.DB.ProxyDB import ProxyDB
 
 ADMIN_PROPERTIES = [
     Properties.NormalUser, Properties.CSAdministrator, Properties.ServiceAdministrator,
@@ -85,6 +88,10 @@ class Instance:
     @property
     def serverCFG(self) -> Path:
         return self.root / "etc" / "server.cfg"
+
+    @property
+    def proxyManagerKey(self) -> Path:
+        return self.root / "etc" / "proxymanager.key"
 
     @property
     def pilotCert(self) -> Path:
@@ -170,6 +177,7 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
     master = buildMasterConfiguration(instance, host, port, vo, admin, chain.identityDN, hostDN, pilotDN)
     master.writeToFile(str(instance.masterCFG))
     writeLocalConfiguration(instance, host, port)
+    uploadAdministratorProxy(instance, admin, chain)
     instance.bashrc.write_text("".join(f"export {k}={v}\n" for k, v in instance.environment().items()))
     return instance
 
@@ -193,7 +201,8 @@ def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, 
         f"Groups/{vo}_admin/VO": vo,
         "Users/pilot/DN": pilotDN,
         f"Groups/{vo}_pilot/Users": f"{admin}, pilot",
-        f"Groups/{vo}_pilot/Properties": Properties.GenericPilot,
+        # LimitedDelegation: pilots fetch the (limited) proxy of each job's owner from the ProxyManager
+        f"Groups/{vo}_pilot/Properties": f"{Properties.GenericPilot}, {Properties.LimitedDelegation}",
         f"Groups/{vo}_pilot/VO": vo,
         f"Hosts/{host}/DN": hostDN,
         f"Hosts/{host}/Properties": ", ".join(HOST_PROPERTIES),
@@ -249,6 +258,18 @@ def oneBoxSite(instance: Instance) -> dict[str, str]:
     }
 
 
+def uploadAdministratorProxy(instance: Instance, admin: str, certificate: X509Chain) -> None:
+    """Create the ProxyManager's key and store a proxy of the administrator for the certificate's lifetime in the
+    instance's SQLite ProxyDB, so that pilots run the administrator's jobs with the administrator's proxy."""
+    key = Fernet.generate_key()
+    writePrivateFile(instance.proxyManagerKey, key + b"\n")
+    proxyDB = ProxyDB(f"sqlite:///{instance.root / 'db' / 'ProxyDB.sqlite'}", encryptionKey=key)
+    try:
+        proxyDB.storeProxy(certificate.identityDN, admin, certificate.generateProxy(certificate.remainingSeconds - 60))
+    finally:
+        proxyDB.close()
+
+
 def _wrap(name: str, contents: CFG) -> CFG:
     """A CFG holding ``contents`` as the section ``name``."""
     outer = CFG()
@@ -272,6 +293,7 @@ def writeLocalConfiguration(instance: Instance, host: str, port: int) -> None:
     setOption(server, "/DIRAC/Server/Port", str(port))
     setOption(server, "/DIRAC/Server/PilotFilesDirectory", str(instance.pilotFilesDir))
     setOption(server, "/Systems/Configuration/Services/Server/MasterCFG", str(instance.masterCFG))
+    setOption(server, "/Systems/Framework/Services/ProxyManager/EncryptionKeyFile", str(instance.proxyManagerKey))
     setOption(server, "/Systems/WorkloadManagement/Agents/SiteDirector/PilotCertificate", str(instance.pilotCert))
     setOption(server, "/Systems/WorkloadManagement/Agents/SiteDirector/PilotKey", str(instance.pilotKey))
     server.writeToFile(str(instance.serverCFG))

@@ -14,17 +14,17 @@ mode 0600, on the server only.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any, ClassVar
 
 from dirac.Core.Config import Registry
 from dirac.Core.Security import Properties
 from dirac.Core.Security.Credentials import validateToken
 from dirac.Core.Security.IdProviders import getIdProvider
+from dirac.Core.Security.Keys import readEncryptionKeyFile
 from dirac.Core.Security.OAuth2 import OAuth2Client
 from dirac.Core.Security.Tokens import expiresAt
 from dirac.Core.Tornado.RequestHandler import AUTHENTICATED, RequestHandler, ServiceInfo
-from dirac.Core.Utilities.Exceptions import AuthorizationError, ConfigurationError, DiracError
+from dirac.Core.Utilities.Exceptions import AuthorizationError, DiracError
 from dirac.FrameworkSystem.DB.TokenDB import TokenDB
 
 
@@ -42,13 +42,8 @@ class TokenManagerHandler(RequestHandler):
     def tokenDB(cls) -> TokenDB:
         with cls._lock:
             if cls._db is None:
-                keyFile = cls.getCSOption("EncryptionKeyFile", "")
-                if not keyFile:
-                    raise ConfigurationError(f"TokenManager: missing option {cls.serviceInfo.section}/EncryptionKeyFile")
-                try:
-                    key = Path(keyFile).read_bytes().strip()
-                except OSError as exc:
-                    raise ConfigurationError(f"TokenManager: cannot read the key file {keyFile}: {exc.strerror}") from exc
+                key = readEncryptionKeyFile(cls.getCSOption("EncryptionKeyFile", ""),
+                                            f"{cls.serviceInfo.section}/EncryptionKeyFile")
                 cls._db = TokenDB(encryptionKey=key)
             return cls._db
 

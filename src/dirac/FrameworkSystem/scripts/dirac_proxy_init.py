@@ -1,4 +1,9 @@
-"""dirac-proxy-init: make an RFC 3820 proxy carrying a DIRAC group from the user certificate."""
+"""dirac-proxy-init: make an RFC 3820 proxy carrying a DIRAC group from the user certificate.
+
+When the CS names a ProxyManager (``/Systems/Framework/URLs/ProxyManager``) it also uploads
+(delegates) a long proxy there, as DIRAC does, so that pilots can run the user's jobs with the
+user's credentials; ``--no-upload`` skips that.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from pathlib import Path
 
 from dirac.Core.Base.Script import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Script
 from dirac.Core.Config import Registry
+from dirac.Core.Config.PathFinder import getServiceURLs
 from dirac.Core.Security import Locations
 from dirac.Core.Security.Keys import isEncryptedPEM
 from dirac.Core.Security.X509 import X509Chain
-from dirac.Core.Utilities.Exceptions import SecurityError
+from dirac.Core.Utilities.Exceptions import ConfigurationError, SecurityError
+from dirac.FrameworkSystem.Client.ProxyManagerClient import DEFAULT_UPLOAD_LIFETIME, ProxyManagerClient
 from dirac.FrameworkSystem.scripts.dirac_proxy_info import formatProxyInfo, proxyInfo
 
 _VALIDITY = re.compile(r"^(\d+):([0-5]?\d)$")
@@ -71,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-b", "--bits", type=int, default=2048, help="RSA key size of the proxy (default 2048)")
     parser.add_argument("-l", "--limited", action="store_true", help="make a limited proxy")
     parser.add_argument("--pass-stdin", action="store_true", help="read the key passphrase from the first line of stdin")
+    parser.add_argument("-N", "--no-upload", action="store_true",
+                        help="do not upload a long proxy to the ProxyManager")
+    parser.add_argument("--upload-valid", type=parseValidity, default=DEFAULT_UPLOAD_LIFETIME, metavar="HH:MM",
+                        help="validity of the uploaded proxy (default 720:00, at most the certificate's)")
     args = script.parseArgs(argv)
 
     defaultCert, defaultKey = Locations.getUserCertificateAndKeyLocation()
@@ -114,9 +125,37 @@ def main(argv: list[str] | None = None) -> int:
     info = proxyInfo(proxy, out)
     if username is None:
         info["registered"] = False
+    exitCode = EXIT_OK
+    if username and not args.no_upload and _proxyManagerConfigured():
+        uploaded = _upload(userChain, args.upload_valid, out)
+        info["uploaded"] = uploaded["OK"]
+        if not uploaded["OK"]:
+            info["uploadError"] = uploaded["Message"]
+            exitCode = EXIT_FAILED
     script.output(info, lambda data: "Proxy generated:\n" + formatProxyInfo(data)
-                  + ("" if username else "\n(this DN is not registered in the CS Registry)"))
-    return EXIT_OK
+                  + ("" if username else "\n(this DN is not registered in the CS Registry)")
+                  + _uploadText(data))
+    return exitCode
+
+
+def _proxyManagerConfigured() -> bool:
+    try:
+        return bool(getServiceURLs("Framework/ProxyManager"))
+    except ConfigurationError:
+        return False
+
+
+def _upload(userChain: X509Chain, lifetime: int, proxyFile: Path) -> dict:
+    """Delegate a proxy of the certificate to the ProxyManager, connecting with the new proxy."""
+    return ProxyManagerClient(proxyLocation=str(proxyFile), useCertificates=False).uploadProxy(userChain, lifetime)
+
+
+def _uploadText(data: dict) -> str:
+    if "uploaded" not in data:
+        return ""
+    if data["uploaded"]:
+        return "\nProxy uploaded to the ProxyManager"
+    return f"\nProxy NOT uploaded to the ProxyManager: {data['uploadError']}"
 
 
 if __name__ == "__main__":
