@@ -91,13 +91,25 @@ class RecordingJobStateClient:
 class RecordingSandboxClient:
     """Stands for SandboxStore: input sandboxes from ``sandboxes`` {ref: {name: text}}, uploads recorded."""
 
-    def __init__(self, sandboxes: dict[str, dict[str, str]] | None = None, failUpload: bool = False):
+    def __init__(self, sandboxes: dict[str, dict[str, str]] | None = None, failUpload: bool = False,
+                 awayFor: int = 0):
         self.sandboxes = sandboxes or {}
         self.uploaded: dict[str, str] = {}
         self.assigned: list[tuple[int, list[str], str]] = []
         self.failUpload = failUpload
+        self.awayFor = awayFor  # the next calls find no server (a restart)
+        self.unanswered = 0
+
+    def _away(self) -> bool:
+        if self.awayFor > 0:
+            self.awayFor -= 1
+            self.unanswered += 1
+            return True
+        return False
 
     def downloadSandbox(self, reference: str, destination: Path) -> dict:
+        if self._away():
+            return S_ERROR(DErrno.EDISET, "cannot reach WorkloadManagement/SandboxStore: connection refused")
         if reference not in self.sandboxes:
             return S_ERROR(f"sandbox {reference} not found")
         for name, text in self.sandboxes[reference].items():
@@ -105,6 +117,8 @@ class RecordingSandboxClient:
         return S_OK(list(self.sandboxes[reference]))
 
     def uploadFilesAsSandbox(self, files: list[Path], sizeLimit: int = 0) -> dict:
+        if self._away():
+            return S_ERROR(DErrno.EDISET, "cannot reach WorkloadManagement/SandboxStore: connection refused")
         if self.failUpload:
             return S_ERROR("the sandbox is 11000000 bytes, over the limit of 10485760 bytes")
         for path in files:
@@ -196,6 +210,29 @@ def test_output_sandbox_upload_failure_fails_the_job_with_uploading_outputs(tmp_
     assert code == EXIT_FAILED
     assert jobState.trail()[-1] == ("Failed", JobMinorStatus.UPLOADING_JOB_OUTPUTS)
     assert "over the limit" in jobState.parameters["Error Message"]
+
+
+def test_sandbox_transfers_wait_for_a_restarting_server(tmp_path: Path) -> None:
+    sandbox = RecordingSandboxClient({"SB:SandboxSE|/in/1.tar.bz2": {"run.sh": SCRIPT}}, awayFor=3)
+    code, jobState, _, _ = runWrapper(tmp_path, jdl(**STANDARD), sandbox=sandbox)
+    assert code == EXIT_DONE and sandbox.unanswered == 3  # the input sandbox waited for the server
+    sandbox = RecordingSandboxClient({"SB:SandboxSE|/in/1.tar.bz2": {"run.sh": SCRIPT}})
+    (tmp_path / "out").mkdir()
+    wrapper = JobWrapper(JobArguments(JobID=JOB_ID, JDL=jdl(**STANDARD), Site="DIRAC.Test.local"), tmp_path / "out",
+                         FAST, RecordingJobStateClient(), sandbox)
+    wrapper.initialize()
+    wrapper.transferInputSandbox()
+    wrapper.execute()
+    sandbox.awayFor = 3  # the server restarts while the payload ends
+    wrapper.processOutputs()
+    assert sandbox.unanswered == 3 and "std.out" in sandbox.uploaded
+
+
+def test_a_server_away_longer_than_report_retry_time_fails_the_upload(tmp_path: Path) -> None:
+    sandbox = RecordingSandboxClient({"SB:SandboxSE|/in/1.tar.bz2": {"run.sh": SCRIPT}}, awayFor=10**6)
+    code, jobState, _, _ = runWrapper(tmp_path, jdl(**STANDARD), sandbox=sandbox)
+    assert code == EXIT_FAILED and 2 <= sandbox.unanswered <= 20
+    assert jobState.trail()[-1] == ("Failed", JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX)
 
 
 def test_input_sandbox_download_failure_fails_the_job_before_running_anything(tmp_path: Path) -> None:

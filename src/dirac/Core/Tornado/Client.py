@@ -34,6 +34,8 @@ from dirac.Core.Utilities.Exceptions import DiracError
 from dirac.Core.Utilities.ReturnValues import S_ERROR, S_OK, DReturnType
 
 DEFAULT_TIMEOUT = 600
+#: the Errno of a call no URL of the service answered (nothing reached the server)
+UNREACHABLE = DErrno.EDISET
 _sessions = threading.local()
 
 
@@ -178,8 +180,12 @@ class RPCClient:
                     response.headers.get("Content-Type", "").startswith("application/octet-stream"):
                 return _saveStream(response, outputFile)
             return _decodeResponse(url, response)
-        return S_ERROR(DErrno.EDISET if hasattr(DErrno, "EDISET") else errno.ECONNREFUSED,
-                       f"cannot reach {self.service}: " + "; ".join(errors))
+        return S_ERROR(UNREACHABLE, f"cannot reach {self.service}: " + "; ".join(errors))
+
+
+def isUnreachable(result: dict) -> bool:
+    """Whether a call failed because no server answered (so the call may be tried again later)."""
+    return not result["OK"] and result.get("Errno") == UNREACHABLE
 
 
 def _rootCause(exc: BaseException) -> str:

@@ -26,6 +26,8 @@ import signal
 import socket
 import stat
 import subprocess
+import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from typing import Any
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
 from dirac.Core.Config import gConfig
+from dirac.Core.Tornado.Client import isUnreachable
 from dirac.Core.Utilities.Exceptions import InvalidArgument
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
@@ -143,6 +146,17 @@ class JobWrapper:
             self.failure = minorStatus
         self.report.setJobParameter("Error Message", message, sendFlag=False)
 
+    def _whileServerAway(self, what: str, call: Callable[[], dict]) -> dict:
+        """``call()`` again and again while no server answers it (a restart), for up to ReportRetryTime seconds."""
+        deadline = time.monotonic() + self.settings.ReportRetryTime
+        while True:
+            result = call()
+            if not isUnreachable(result) or time.monotonic() + self.settings.ReportRetryDelay > deadline:
+                return result
+            log.warning("Job %d: %s: no server answers, trying again in %.1f s: %s", self.jobID, what,
+                        self.settings.ReportRetryDelay, result["Message"])
+            time.sleep(self.settings.ReportRetryDelay)
+
     # -- the whole job -------------------------------------------------------------------------------
     def run(self) -> int:
         """Run every step and report the outcome; the exit code for the JobAgent."""
@@ -219,7 +233,8 @@ class JobWrapper:
                  len(lfns))
         self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX)
         for reference in references:
-            result = self.sandboxClient.downloadSandbox(reference, self.workDir)
+            result = self._whileServerAway("input sandbox download",
+                                           lambda ref=reference: self.sandboxClient.downloadSandbox(ref, self.workDir))
             if not result["OK"]:
                 raise JobWrapperError(JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX,
                                       f"cannot download the input sandbox {reference}: {result['Message']}")
@@ -446,10 +461,12 @@ class JobWrapper:
             return
         log.info("Job %d: uploading the output sandbox: %d file(s)", self.jobID, len(files))
         self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX)
-        result = self.sandboxClient.uploadFilesAsSandbox(files, self.settings.OutputSandboxLimit)
+        result = self._whileServerAway("output sandbox upload", lambda: self.sandboxClient.uploadFilesAsSandbox(
+            files, self.settings.OutputSandboxLimit))
         if result["OK"]:
             reference = result["Value"]
-            result = self.sandboxClient.assignSandboxesToJob(self.jobID, [reference], "Output")
+            result = self._whileServerAway("output sandbox assignment", lambda: self.sandboxClient.assignSandboxesToJob(
+                self.jobID, [reference], "Output"))
         if not result["OK"]:
             raise JobWrapperError(JobMinorStatus.UPLOADING_JOB_OUTPUTS,
                                   f"cannot upload the output sandbox: {result['Message']}")

@@ -41,7 +41,7 @@ class JobWrapperSettings:
     MaxJobPeekLines: int = 20
     #: largest output sandbox in bytes (packed); larger ones fail the upload
     OutputSandboxLimit: int = 10 * 1024 * 1024
-    #: seconds the final reports keep being retried while the server cannot be reached
+    #: seconds the final reports and the sandbox transfers keep being retried while the server cannot be reached
     ReportRetryTime: float = 300.0
     #: first delay in seconds between two attempts to send reports (doubled each time, at most 60 s)
     ReportRetryDelay: float = 5.0
