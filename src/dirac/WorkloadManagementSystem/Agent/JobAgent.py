@@ -9,7 +9,10 @@ time left is too short for any job, after MaxJobs jobs, or after several cycles 
 (then waiting for the jobs it started).
 
 Each job runs in ``<WorkingDirectory>/<JobID>/``: the agent writes ``job.json`` (the JobWrapper's
-contract) and starts ``dirac-jobwrapper --job job.json`` as the payload with the pilot's proxy.
+contract) and starts ``dirac-jobwrapper --job job.json`` as the payload with the job owner's
+limited proxy, fetched from the ProxyManager with the pilot's proxy (``UsePayloadProxy``, default
+yes; the inner CE writes it 0600 into the job's directory as ``X509_USER_PROXY``). When the owner's
+proxy cannot be had the job is rescheduled, as in DIRAC (Failed once past MaxRescheduling).
 A wrapper that dies without reporting leaves its job Failed with the wrapper's exit code.
 """
 
@@ -19,19 +22,26 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
 from dirac.Core.Base.AgentModule import AgentModule
-from dirac.Core.Config import gConfig
+from dirac.Core.Config import Registry, gConfig
 from dirac.Core.Config.ConfigurationClient import toList
 from dirac.Core.Security import Locations
+from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
 from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
 from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
-from dirac.WorkloadManagementSystem.Client.WMSClients import JobMonitoringClient, JobStateUpdateClient, MatcherClient
+from dirac.WorkloadManagementSystem.Client.WMSClients import (
+    JobManagerClient,
+    JobMonitoringClient,
+    JobStateUpdateClient,
+    MatcherClient,
+)
 from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import PENDING_REPORTS_FILE
 
 AGENT_NAME = "WorkloadManagement/JobAgent"
@@ -55,15 +65,19 @@ class JobAgent(AgentModule):
         "MaxJobs": 100,                  # jobs a pilot runs before it stops
         "StopAfterFailedMatches": 5,     # consecutive cycles without a match before stopping
         "MinimumTimeLeft": 300,          # seconds: below this no job is asked for
+        "UsePayloadProxy": True,         # run jobs with their owner's proxy from the ProxyManager
     }
 
     def __init__(self, agentName: str = AGENT_NAME, innerCE: ComputingElement | None = None,
-                 matcher: Any = None, jobReport: Any = None, jobMonitoring: Any = None):
+                 matcher: Any = None, jobReport: Any = None, jobMonitoring: Any = None, proxyManager: Any = None,
+                 jobManager: Any = None):
         super().__init__(agentName)
         self.innerCE = innerCE
         self.matcher = matcher
         self.jobReport = jobReport
         self.jobMonitoring = jobMonitoring
+        self.proxyManager = proxyManager
+        self.jobManager = jobManager
         self.started = time.monotonic()
         self.jobsRun = 0
         self.failedMatches = 0
@@ -83,6 +97,8 @@ class JobAgent(AgentModule):
         self.matcher = self.matcher or MatcherClient()
         self.jobReport = self.jobReport or JobStateUpdateClient()
         self.jobMonitoring = self.jobMonitoring or JobMonitoringClient()
+        self.proxyManager = self.proxyManager or ProxyManagerClient()
+        self.jobManager = self.jobManager or JobManagerClient()
         self.workingDirectory.mkdir(parents=True, exist_ok=True)
         self._reportBenchmark()
         self.log.info("slot at %s/%s: %d processor(s), %d s of CPU time, pilot %s", localSite("Site", "?"),
@@ -189,7 +205,10 @@ class JobAgent(AgentModule):
         self.jobsRun += 1
         self.log.info("Job %d matched (owner %s/%s), starting its wrapper in %s", jobID, description["Owner"],
                       description["OwnerGroup"], jobDir)
-        result = self.innerCE.submitJob(str(executable), Locations.getProxyLocation(),  # type: ignore[union-attr]
+        proxy = self._payloadProxy(jobID, description["Owner"], description["OwnerGroup"])
+        if proxy is None:
+            return
+        result = self.innerCE.submitJob(str(executable), proxy,  # type: ignore[union-attr]
                                         workingDirectory=str(jobDir), numberOfProcessors=processors,
                                         environment=environment)
         if not result["OK"]:
@@ -200,6 +219,37 @@ class JobAgent(AgentModule):
         self.running[reference] = jobID
         if "ExitCode" in result:  # the InProcess CE returns once the wrapper has ended
             self._afterWrapper(reference, result["ExitCode"])
+
+    def _payloadProxy(self, jobID: int, owner: str, ownerGroup: str) -> bytes | str | None:
+        """The proxy the job runs with: its owner's (PEM), or the pilot's own (path); None when the job was rescheduled."""
+        if not self.am_getOption("UsePayloadProxy"):
+            return Locations.getProxyLocation()
+        lifetime = min(int(gConfig.getValue("/Registry/DefaultProxyLifeTime", 432000)), max(self.cpuTimeLeft, 3600))
+        dns = Registry.getDNsForUsername(owner) if owner else []
+        if not dns:
+            result = {"OK": False, "Message": f"no DN registered for the job owner {owner or '(none)'}"}
+        else:
+            result = self.proxyManager.getPayloadProxyFromDIRACGroup(dns[0], ownerGroup, lifetime)
+        if not result["OK"]:
+            self._rescheduleJob(jobID, f"Failed to setup proxy: {result['Message']}")
+            return None
+        chain = result["Value"]
+        self.log.info("Job %d: payload proxy of %s@%s obtained (%d s left)", jobID, owner, ownerGroup,
+                      chain.remainingSeconds)
+        return chain.toPEM()
+
+    def _rescheduleJob(self, jobID: int, reason: str) -> None:
+        """As DIRAC's JobAgent: the reason as application status, then the job sent back (rescheduleJob)."""
+        self.log.error("Job %d: %s, rescheduling it", jobID, reason)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        report = self.jobReport.setJobStatusBulk(jobID, {now: {
+            "MinorStatus": JobMinorStatus.GOING_RESCHEDULE, "ApplicationStatus": reason[:255], "Source": "JobAgent"}})
+        if not report["OK"]:
+            self.log.error("Job %d: cannot report the reason: %s", jobID, report["Message"])
+        result = self.jobManager.rescheduleJob(jobID)
+        if not result["OK"]:
+            self.log.error("Job %d: cannot reschedule it: %s", jobID, result["Message"])
+            self._failJob(jobID, reason)
 
     def _collectFinished(self, timeout: float | None = 0) -> list[int]:
         """JobIDs of the jobs whose wrapper ended since the last look (waiting up to ``timeout`` s for one)."""
