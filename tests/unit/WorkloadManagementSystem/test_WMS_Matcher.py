@@ -189,3 +189,41 @@ def test_concurrentRequestsMatchEveryJobExactlyOnce(wms, makeJDL, request) -> No
     assert wms.tqDB.retrieveTaskQueues() == {}
     assert all([r["Status"] for r in wms.loggingDB.getJobLoggingInfo(j)].count("Matched") == 1 for j in jobIDs[::97])
     request.node.user_properties.append(("matches_per_second", len(jobIDs) / (time.monotonic() - start)))
+
+
+# -- the candidates cache ---------------------------------------------------------------------------------------------
+class CountingTaskQueueDB:
+    """The real TaskQueueDB, counting the eligibility queries made through it."""
+
+    def __init__(self, tqDB) -> None:
+        self.tqDB = tqDB
+        self.lookups = 0
+
+    def matchingTaskQueues(self, resource):
+        self.lookups += 1
+        return self.tqDB.matchingTaskQueues(resource)
+
+    def __getattr__(self, name):
+        return getattr(self.tqDB, name)
+
+
+def test_cachedCandidates_spareTheEligibilityQuery_untilAQueueIsCreated(wms, makeJDL) -> None:
+    counting = CountingTaskQueueDB(wms.tqDB)
+    matcher = Matcher(wms.jobDB, wms.loggingDB, counting, rng=random.Random(1), candidatesCacheTime=60)
+    first = wms.submitWaiting(makeJDL(Parameters=3, ParameterStart=0, ParameterStep=1, Arguments="%s"))
+    assert [matcher.requestJob(RESOURCE)["JobID"] for _ in range(2)] and counting.lookups == 1
+    [bob] = wms.submitWaiting(makeJDL(), owner="bob")  # a new task queue: seen at once
+    matched = {matcher.requestJob(RESOURCE)["JobID"] for _ in range(2)}
+    assert counting.lookups == 2 and bob in matched and matched - {bob} <= set(first)
+    with pytest.raises(NoMatchFound):  # the cached queues are empty: looked up afresh, nothing left
+        matcher.requestJob(RESOURCE)
+    assert counting.lookups == 3
+
+
+def test_withoutCache_everyRequestLooksUpItsQueues(wms, makeJDL) -> None:
+    counting = CountingTaskQueueDB(wms.tqDB)
+    matcher = Matcher(wms.jobDB, wms.loggingDB, counting)
+    wms.submitWaiting(makeJDL(Parameters=2, ParameterStart=0, ParameterStep=1, Arguments="%s"))
+    matcher.requestJob(RESOURCE)
+    matcher.requestJob(RESOURCE)
+    assert counting.lookups == 2

@@ -251,6 +251,11 @@ class TaskQueueDB(DB):
             return None, 0, remaining
         return int(row.JobId), int(row.Priority), remaining
 
+    def newestTaskQueueID(self) -> int:
+        """The highest TQId in use (0 when there is none): it changes when a task queue is created."""
+        with self.connection("newestTaskQueueID") as conn:
+            return int(conn.scalar(select(func.max(self.taskQueues.c.TQId))) or 0)
+
     def deleteTaskQueueIfEmpty(self, tqID: int) -> bool:
         """Remove a task queue that has no job left; True when it was removed."""
         tq = self.taskQueues

@@ -5,11 +5,19 @@ drawn at random weighted by fair share (group ``/Registry/Groups/<g>/JobShare``,
 split between the group's users by ``/Registry/Users/<u>/JobShare``, default 1, then equally
 between each user's task queues); its highest-priority job is claimed by deleting it from the
 queue (only one claimer can) and moved Waiting -> Matched through JobState.
+
+With ``candidatesCacheTime`` (the Matcher service's ``CandidatesCacheTime``), the eligible task
+queues and their weights are kept per resource shape for that many seconds, as long as no task
+queue was created meanwhile (one cheap ``MAX(TQId)`` query tells): most requests then cost a
+claim and a status change only. A queue emptied meanwhile just yields no job and the next is
+tried; a round that finds nothing looks again without the cache.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -107,11 +115,33 @@ class Matcher:
     """requestJob over a TaskQueueDB and JobDB/JobLoggingDB."""
 
     def __init__(self, jobDB: JobDB, loggingDB: JobLoggingDB, taskQueueDB: TaskQueueDB,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, candidatesCacheTime: float = 0.0):
         self.jobDB = jobDB
         self.loggingDB = loggingDB
         self.taskQueueDB = taskQueueDB
         self.rng = rng or random.Random()
+        self.candidatesCacheTime = candidatesCacheTime
+        #: resource shape -> (valid until, newest TQId then, eligible task queues, their weights)
+        self._candidates: dict[str, tuple[float, int, list[dict[str, Any]], dict[int, float]]] = {}
+        self._lock = threading.Lock()
+
+    def _eligible(self, resource: Mapping[str, Any], fresh: bool) -> tuple[list[dict[str, Any]], dict[int, float]]:
+        """The task queues this resource may take jobs from, and their fair-share weights."""
+        if self.candidatesCacheTime <= 0:
+            taskQueues = self.taskQueueDB.matchingTaskQueues(resource)
+            return taskQueues, taskQueueShares(taskQueues)
+        key = repr(sorted(resource.items()))
+        newest = self.taskQueueDB.newestTaskQueueID()
+        now = time.monotonic()
+        with self._lock:
+            cached = self._candidates.get(key)
+        if not fresh and cached and cached[0] > now and cached[1] == newest:
+            return cached[2], cached[3]
+        taskQueues = self.taskQueueDB.matchingTaskQueues(resource)
+        weights = taskQueueShares(taskQueues)
+        with self._lock:
+            self._candidates[key] = (now + self.candidatesCacheTime, newest, taskQueues, weights)
+        return taskQueues, weights
 
     def _claim(self, tqIDs: list[int]) -> tuple[int, int, int] | None:
         """(JobID, priority, TQId) of a job taken from the first of these task queues that has one."""
@@ -133,11 +163,11 @@ class Matcher:
         Raises NoMatchFound when no waiting job fits, InvalidArgument for a bad description.
         """
         resource = normaliseResource(resourceDescription)
-        for _ in range(MAX_ROUNDS):
-            taskQueues = self.taskQueueDB.matchingTaskQueues(resource)
+        for round_ in range(MAX_ROUNDS):
+            taskQueues, weights = self._eligible(resource, fresh=round_ > 0)
             if not taskQueues:
                 break
-            claimed = self._claim(weightedOrder(taskQueueShares(taskQueues), self.rng))
+            claimed = self._claim(weightedOrder(weights, self.rng))
             if claimed is None:
                 continue  # every candidate was taken by concurrent matchers: look again
             jobID, priority, tqID = claimed

@@ -11,6 +11,7 @@ from typing import Any
 
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
 
+from dirac.Core.Config import gConfig
 from dirac.Core.Security import Properties
 from dirac.Core.Tornado.RequestHandler import RequestHandler, ServiceInfo
 from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
@@ -48,7 +49,8 @@ class MatcherHandler(RequestHandler):
     @classmethod
     def initializeHandler(cls, serviceInfo: ServiceInfo) -> None:
         cls.taskQueueDB = TaskQueueDB()
-        cls.matcher = Matcher(JobDB(), JobLoggingDB(), cls.taskQueueDB)
+        cls.matcher = Matcher(JobDB(), JobLoggingDB(), cls.taskQueueDB,
+                              candidatesCacheTime=gConfig.getValue(f"{serviceInfo.section}/CandidatesCacheTime", 5.0))
         cls.pilotAgentsDB = PilotAgentsDB()
 
     def _limited(self, description: dict[str, Any]) -> dict[str, Any]:
