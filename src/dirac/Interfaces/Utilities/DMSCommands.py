@@ -74,6 +74,25 @@ def progressCallback(script: Script, total: int, what: str) -> tuple[Any, Callab
     return bar, advance
 
 
+def uploadAndRegister(script: Script, uploads: list[tuple[str, str, str, str | None]], overwrite: bool = False
+                      ) -> dict[str, Any]:
+    """putAndRegister each (lfn, local file, SE, GUID) with a progress bar; the merged bulk answer (an S_OK)."""
+    dm = dataManager()
+    successful: dict[str, Any] = {}
+    failed: dict[str, Any] = {}
+    bar, advance = progressCallback(script, len(uploads), "uploading")
+    with bar:
+        for lfn, local, se, guid in uploads:
+            result = dm.putAndRegister(lfn, local, se, guid=guid, overwrite=overwrite)
+            if not result["OK"]:
+                failed[lfn] = result["Message"]
+            else:
+                successful.update(result["Value"]["Successful"])
+                failed.update(result["Value"]["Failed"])
+            advance(lfn, lfn in successful)
+    return {"OK": True, "Value": {"Successful": successful, "Failed": failed}}
+
+
 def dataManager() -> Any:
     from dirac.DataManagementSystem.Client.DataManager import DataManager
 

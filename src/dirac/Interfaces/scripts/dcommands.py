@@ -35,6 +35,7 @@ from dirac.Interfaces.Utilities.DMSCommands import (
     progressCallback,
     reasonExitCode,
     reportBulk,
+    uploadAndRegister,
 )
 
 DEFAULT_SE_OPTION = "/Resources/StorageElementGroups/SE-USER"
@@ -159,21 +160,9 @@ def dput(argv: list[str] | None = None) -> int:
     def body(args) -> int:  # noqa: ANN001
         directory = resolve(args.destination) if args.destination else currentDirectory()
         se = args.se or _defaultSE()
-        dm = dataManager()
-        successful, failed = {}, {}
-        bar, advance = progressCallback(script, len(args.files), "uploading")
-        with bar:
-            for local in args.files:
-                lfn = posixpath.join(directory, os.path.basename(local))
-                result = dm.putAndRegister(lfn, local, se)
-                if not result["OK"]:
-                    failed[lfn] = result["Message"]
-                else:
-                    successful.update(result["Value"]["Successful"])
-                    failed.update(result["Value"]["Failed"])
-                advance(lfn, lfn in successful)
-        return reportBulk(script, {"OK": True, "Value": {"Successful": successful, "Failed": failed}},
-                          lambda lfn, _v: f"{lfn} uploaded to {se}", verb="not uploaded")
+        uploads = [(posixpath.join(directory, os.path.basename(local)), local, se, None) for local in args.files]
+        return reportBulk(script, uploadAndRegister(script, uploads), lambda lfn, _v: f"{lfn} uploaded to {se}",
+                          verb="not uploaded")
 
     return runCommand(script, body, argv)
 

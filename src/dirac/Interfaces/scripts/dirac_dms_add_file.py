@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dirac.Core.Base.Script import Script
 from dirac.Interfaces.Utilities.CommandTools import UsageError, runCommand
-from dirac.Interfaces.Utilities.DMSCommands import dataManager, progressCallback, reportBulk
+from dirac.Interfaces.Utilities.DMSCommands import reportBulk, uploadAndRegister
 
 EPILOG = """Either LFN LOCALFILE SE [GUID], or a file whose lines are 'LFN LOCALFILE SE [GUID]'.
 
@@ -32,19 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = [args.arguments]
         if any(len(row) not in (3, 4) for row in rows):
             raise UsageError("each upload needs LFN LOCALFILE SE [GUID]")
-        dm = dataManager()
-        successful, failed = {}, {}
-        bar, advance = progressCallback(script, len(rows), "uploading")
-        with bar:
-            for lfn, local, se, *guid in rows:
-                result = dm.putAndRegister(lfn, local, se, guid=guid[0] if guid else None, overwrite=args.overwrite)
-                if not result["OK"]:
-                    failed[lfn] = result["Message"]
-                else:
-                    successful.update(result["Value"]["Successful"])
-                    failed.update(result["Value"]["Failed"])
-                advance(lfn, lfn in successful)
-        return reportBulk(script, {"OK": True, "Value": {"Successful": successful, "Failed": failed}},
+        uploads = [(lfn, local, se, guid[0] if guid else None) for lfn, local, se, *guid in rows]
+        return reportBulk(script, uploadAndRegister(script, uploads, args.overwrite),
                           lambda lfn, _v: f"Successfully uploaded {lfn}", verb="not uploaded")
 
     return runCommand(script, body, argv)
