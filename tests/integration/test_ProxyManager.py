@@ -20,6 +20,7 @@ from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
 BIN = Path(sys.executable).parent
 BOB_DN = "/O=DIRAC-Seed/OU=dirac/CN=bob"
 ADMIN_DN = "/O=DIRAC-Seed/OU=dirac/CN=admin"
+PILOT = "pilot-of-its-own"  # the CN=pilot proxy: other modules keep "pilot" for a pilot proxy of admin
 
 
 def client(grid, proxy: str) -> ProxyManagerClient:
@@ -34,7 +35,7 @@ def bob(sqliteGrid, tmp_path_factory) -> dict[str, Path]:
     (home / "usercert.pem").write_bytes(cert)
     (home / "userkey.pem").write_bytes(key)
     (home / "userkey.pem").chmod(0o600)
-    sqliteGrid.makeProxy("pilot", "/O=DIRAC-Seed/OU=dirac/CN=pilot", "dirac_pilot")
+    sqliteGrid.makeProxy(PILOT, "/O=DIRAC-Seed/OU=dirac/CN=pilot", "dirac_pilot")
     env = {**os.environ, **sqliteGrid.instance.environment(), "X509_USER_PROXY": str(home / "proxy.pem")}
     command = [str(BIN / "dirac-proxy-init"), "-C", str(home / "usercert.pem"), "-K", str(home / "userkey.pem"),
                "-g", "dirac_user", "--upload-valid", "72:00", "--json"]
@@ -55,7 +56,7 @@ def test_dirac_proxy_init_uploads_a_long_proxy_unless_told_not_to(grid, bob):
 
 
 def test_a_pilot_gets_a_limited_proxy_of_the_job_owner_in_the_owners_group(grid, bob):
-    got = client(grid, "pilot").getPayloadProxyFromDIRACGroup(BOB_DN, "dirac_user", 3600)
+    got = client(grid, PILOT).getPayloadProxyFromDIRACGroup(BOB_DN, "dirac_user", 3600)
     assert got["OK"], got
     chain = got["Value"]
     assert chain.hasKey and chain.isLimitedProxy and chain.identityDN == BOB_DN and chain.diracGroup == "dirac_user"
@@ -65,7 +66,7 @@ def test_a_pilot_gets_a_limited_proxy_of_the_job_owner_in_the_owners_group(grid,
     who = RPCClient("Test/Dummy", proxyLocation=str(path), useCertificates=False).whoami()
     assert who["OK"] and who["Value"]["username"] == "bob" and who["Value"]["group"] == "dirac_user", who
     # a pilot asking for a full proxy still gets a limited one (LimitedDelegation)
-    full = client(grid, "pilot").downloadProxy(BOB_DN, "dirac_user", limited=False, requiredTimeLeft=3600)
+    full = client(grid, PILOT).downloadProxy(BOB_DN, "dirac_user", limited=False, requiredTimeLeft=3600)
     assert full["OK"] and full["Value"].isLimitedProxy
 
 
@@ -88,9 +89,9 @@ def test_refused_to_normal_users_to_other_users_and_for_groups_the_user_is_not_i
     assert not refused["OK"] and "may not call getProxy" in refused["Message"]
     refused = client(grid, "admin").downloadProxy(BOB_DN, "dirac_admin")
     assert not refused["OK"] and "user bob is not a member of group dirac_admin" in refused["Message"]
-    refused = client(grid, "pilot").downloadProxy(BOB_DN, "dirac_pilot")
+    refused = client(grid, PILOT).downloadProxy(BOB_DN, "dirac_pilot")
     assert not refused["OK"] and "not a member of group dirac_pilot" in refused["Message"]
-    refused = client(grid, "pilot").downloadProxy("/O=DIRAC-Seed/OU=dirac/CN=nobody", "dirac_user")
+    refused = client(grid, PILOT).downloadProxy("/O=DIRAC-Seed/OU=dirac/CN=nobody", "dirac_user")
     assert not refused["OK"] and "not a registered user" in refused["Message"]
     refused = client(grid, "admin").downloadProxy(BOB_DN, "dirac_user", requiredTimeLeft=30 * 86400)
     assert not refused["OK"] and "less than the 2592000 s required" in refused["Message"]
@@ -139,5 +140,5 @@ def test_stored_private_keys_are_encrypted_and_never_logged(grid, bob):
 def test_deleting_a_proxy_bundle(grid, bob):
     deleted = ProxyManagerClient(proxyLocation=str(bob["proxy"]), useCertificates=False).deleteProxyBundle([BOB_DN])
     assert deleted["OK"] and deleted["Value"] == 1, deleted
-    gone = client(grid, "pilot").getPayloadProxyFromDIRACGroup(BOB_DN, "dirac_user", 3600)
+    gone = client(grid, PILOT).getPayloadProxyFromDIRACGroup(BOB_DN, "dirac_user", 3600)
     assert not gone["OK"] and "has no proxy uploaded" in gone["Message"]

@@ -32,7 +32,8 @@ from .conftest import environmentOf, runningGrid
 
 SECTION = "/Systems/WorkloadManagement/Services/SandboxStore"
 SE = "SandboxSE"
-BOB, USER, ADMIN, PILOT = "bob", "user", "admin", "pilot"
+BOB, USER, ADMIN = "bob", "user", "admin"
+PILOT = "admin-as-pilot"  # a pilot proxy of its own: other modules make a "pilot" of another DN
 
 
 @pytest.fixture
