@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +64,24 @@ def test_a_session_of_short_commands(cli, tmp_path, monkeypatch) -> None:  # noq
     assert ran.code == EXIT_NOT_FOUND and "f.dat not downloaded" in ran.err
     assert cli(d.dcd, "/dirac/no/such/dir", proxy="bob").code == EXIT_NOT_FOUND
     assert cli(d.dpwd, proxy="bob").out.strip() == area  # a failed dcd changes nothing
+
+
+def test_the_catalog_shell_runs_commands_from_its_input(cli, tmp_path) -> None:  # noqa: ANN001, F811
+    """dirac-dms-filecatalog-cli, the real console script, as bob, fed on standard input."""
+    area = f"{HOME}/shell-{secrets.token_hex(4)}"
+    local = tmp_path / "g.dat"
+    local.write_bytes(b"shell data")
+    ran = cli(d.dput, local, "-D", area, "-S", "OneBox-SE", proxy="bob")
+    assert ran.code == EXIT_OK, ran.err
+    env = {**os.environ, **cli.grid.instance.environment(), "X509_USER_PROXY": str(cli.grid.proxies["bob"])}
+    script = "\n".join([f"cd {area}", "pwd", "mkdir sub", "ls", "size .", "replicas g.dat", "meta get .",
+                        "bogus", "exit"]) + "\n"
+    done = subprocess.run([str(Path(sys.executable).parent / "dirac-dms-filecatalog-cli"), "--cwd-file",
+                           str(tmp_path / "shell-cwd")], input=script, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr  # the unknown command
+    lines = done.stdout.splitlines()
+    assert area in lines and "sub/" in lines and "g.dat" in lines
+    assert "OneBox-SE" in done.stdout and "10" in done.stdout  # the replica, the size
+    assert "unknown command 'bogus'" in done.stderr
+    assert (tmp_path / "shell-cwd").read_text().strip() == area
