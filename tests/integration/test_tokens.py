@@ -64,9 +64,19 @@ def test_valid_token_authenticates_the_registered_user(grid, issuerKey):
     ({"sub": "nobody"}, "not registered"),
 ])
 def test_bad_tokens_are_refused_with_the_reason(grid, issuerKey, claims, reason):
-    result = call(grid, token(issuerKey, **claims))
+    refused = token(issuerKey, **claims)
+    result = call(grid, refused)
     assert not result["OK"]
     assert reason in result["Message"]
+    logFile, deadline = grid.instance.root.parent / "server.log", time.monotonic() + 10
+    while True:  # the server writes its log line after answering
+        log = logFile.read_text()
+        said = [line for line in log.splitlines() if "Test/Dummy.? by anonymous" in line and reason in line]
+        if said or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert said, "the server log says why the call was refused"
+    assert refused not in log and refused.split(".")[1] not in log  # never the token itself
 
 
 def test_unsigned_and_foreign_signed_tokens_are_refused(grid, issuerKey):

@@ -163,6 +163,9 @@ class RPCEndpoint(tornado.web.RequestHandler):
             self._send(200, result)
         except DiracError as exc:
             self._send(_statusFor(exc), exc.toSError())
+            if self._status_code in (401, 403):  # say why a caller was refused (messages carry no secret)
+                self._logCall(method, credDict, started, f"{self._status_code} {exc.message}")
+                return
         except Exception:
             log.exception("Unexpected error in %s.%s", self.serviceClass.serviceInfo.name, method)
             self._send(500, S_ERROR(f"internal error in {method}; the server log has the details"))
