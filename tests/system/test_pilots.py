@@ -187,7 +187,10 @@ def test_pilots_can_pip_install_the_servers_own_client_wheel(site: Instance) -> 
         [jobID] = submit(jdl("/bin/echo", "installed"))
         final = waitFor([jobID], timeout=400)
         assert final[jobID]["Status"] == "Done", final
-        shown = run("dirac-wms-pilot-logging", "--job", str(jobID), env=dict(os.environ)).stdout
+        deadline = time.monotonic() + 30  # the pilot ships its log lines every few seconds
+        while "client version" not in (shown := run("dirac-wms-pilot-logging", "--job", str(jobID),
+                                                    env=dict(os.environ)).stdout) and time.monotonic() < deadline:
+            time.sleep(1)
         assert f"from {published['url']}" in shown and "client version" in shown, shown
     finally:
         api = CSAPI()
