@@ -29,11 +29,8 @@ from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Base.DB import utcnow
 from dirac.Core.Config import gConfig
 from dirac.Core.Utilities.Exceptions import NotFound
-from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
-from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
-from dirac.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
+from dirac.WorkloadManagementSystem.Agent.JobDatabasesAgent import JobDatabasesAgent
 from dirac.WorkloadManagementSystem.DB.SandboxMetadataDB import SandboxMetadataDB
-from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
 from dirac.WorkloadManagementSystem.Logic import JobCleaning, JobControl, SandboxStore, StalledJobs
 
 SOURCE = "JobCleaningAgent"
@@ -48,7 +45,7 @@ _NOT_DELETED = [status for status in JobsStateMachine(None).states
                 if status not in (JobStatus.DELETED, JobStatus.RESCHEDULED)]
 
 
-class JobCleaningAgent(AgentModule):
+class JobCleaningAgent(JobDatabasesAgent):
     """Deletes old finished jobs and removes Deleted jobs from every WMS database."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
@@ -64,21 +61,13 @@ class JobCleaningAgent(AgentModule):
         "UnusedSandboxDays": SandboxStore.DEFAULT_UNUSED_DAYS,
     }
 
-    def __init__(self, agentName: str = "WorkloadManagement/JobCleaningAgent", jobDB: JobDB | None = None,
-                 loggingDB: JobLoggingDB | None = None, taskQueueDB: TaskQueueDB | None = None,
-                 pilotDB: PilotAgentsDB | None = None, sandboxDB: SandboxMetadataDB | None = None):
-        super().__init__(agentName)
-        self.jobDB = jobDB
-        self.loggingDB = loggingDB
-        self.taskQueueDB = taskQueueDB
-        self.pilotDB = pilotDB
+    def __init__(self, agentName: str = "WorkloadManagement/JobCleaningAgent",
+                 sandboxDB: SandboxMetadataDB | None = None, **databases: Any):
+        super().__init__(agentName, **databases)
         self.sandboxDB = sandboxDB
 
     def initialize(self) -> None:
-        self.jobDB = self.jobDB or JobDB()
-        self.loggingDB = self.loggingDB or JobLoggingDB()
-        self.taskQueueDB = self.taskQueueDB or TaskQueueDB()
-        self.pilotDB = self.pilotDB or PilotAgentsDB()
+        super().initialize()
         self.sandboxDB = self.sandboxDB or SandboxMetadataDB()
 
     def execute(self) -> str:

@@ -25,11 +25,9 @@ from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Base.DB import utcnow
 from dirac.Resources.Computing.ComputingElement import PILOT_TRANSIENT_STATES
+from dirac.WorkloadManagementSystem.Agent.JobDatabasesAgent import JobDatabasesAgent
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
-from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
-from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
-from dirac.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB, PilotNotFound
-from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
+from dirac.WorkloadManagementSystem.DB.PilotAgentsDB import PilotNotFound
 from dirac.WorkloadManagementSystem.Logic import StalledJobs
 from dirac.WorkloadManagementSystem.Logic.StalledJobs import lastSignOfLife, pilotHasEnded
 
@@ -38,7 +36,7 @@ SOURCE = "PilotStatusAgent"
 NEEDS_PILOT = (JobStatus.MATCHED, JobStatus.RUNNING, JobStatus.COMPLETING)
 
 
-class PilotStatusAgent(AgentModule):
+class PilotStatusAgent(JobDatabasesAgent):
     """Aborts pilots nobody hears from, hands the jobs of ended pilots on, and clears old pilot records."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
@@ -53,20 +51,8 @@ class PilotStatusAgent(AgentModule):
         "MaxJobsAtOnce": 500,
     }
 
-    def __init__(self, agentName: str = "WorkloadManagement/PilotStatusAgent", jobDB: JobDB | None = None,
-                 loggingDB: JobLoggingDB | None = None, taskQueueDB: TaskQueueDB | None = None,
-                 pilotDB: PilotAgentsDB | None = None):
-        super().__init__(agentName)
-        self.jobDB = jobDB
-        self.loggingDB = loggingDB
-        self.taskQueueDB = taskQueueDB
-        self.pilotDB = pilotDB
-
-    def initialize(self) -> None:
-        self.jobDB = self.jobDB or JobDB()
-        self.loggingDB = self.loggingDB or JobLoggingDB()
-        self.taskQueueDB = self.taskQueueDB or TaskQueueDB()
-        self.pilotDB = self.pilotDB or PilotAgentsDB()
+    def __init__(self, agentName: str = "WorkloadManagement/PilotStatusAgent", **databases: Any):
+        super().__init__(agentName, **databases)
 
     def execute(self) -> str:
         now = utcnow()

@@ -24,11 +24,8 @@ from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
 from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Base.DB import utcnow
+from dirac.WorkloadManagementSystem.Agent.JobDatabasesAgent import JobDatabasesAgent
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
-from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
-from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
-from dirac.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
-from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
 from dirac.WorkloadManagementSystem.Logic import StalledJobs
 from dirac.WorkloadManagementSystem.Logic.StalledJobs import lastSignOfLife, pilotHasEnded
 
@@ -36,7 +33,7 @@ SOURCE = "StalledJobAgent"
 ACTIVE = (JobStatus.RUNNING, JobStatus.COMPLETING)
 
 
-class StalledJobAgent(AgentModule):
+class StalledJobAgent(JobDatabasesAgent):
     """Finds jobs whose wrapper went silent and sets them Stalled, then Failed or rescheduled."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
@@ -50,20 +47,8 @@ class StalledJobAgent(AgentModule):
         "MaxJobsAtOnce": 500,
     }
 
-    def __init__(self, agentName: str = "WorkloadManagement/StalledJobAgent", jobDB: JobDB | None = None,
-                 loggingDB: JobLoggingDB | None = None, taskQueueDB: TaskQueueDB | None = None,
-                 pilotDB: PilotAgentsDB | None = None):
-        super().__init__(agentName)
-        self.jobDB = jobDB
-        self.loggingDB = loggingDB
-        self.taskQueueDB = taskQueueDB
-        self.pilotDB = pilotDB
-
-    def initialize(self) -> None:
-        self.jobDB = self.jobDB or JobDB()
-        self.loggingDB = self.loggingDB or JobLoggingDB()
-        self.taskQueueDB = self.taskQueueDB or TaskQueueDB()
-        self.pilotDB = self.pilotDB or PilotAgentsDB()
+    def __init__(self, agentName: str = "WorkloadManagement/StalledJobAgent", **databases: Any):
+        super().__init__(agentName, **databases)
 
     def execute(self) -> str:
         now = utcnow()
