@@ -22,27 +22,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
-from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Config import gConfig
-from dirac.Core.Config.ConfigurationClient import toList
-from dirac.Core.Config.Resources import getQueues
 from dirac.Core.Security.Keys import writePrivateFile
-from dirac.Core.Security.X509 import X509Chain
 from dirac.Core.Utilities.Exceptions import ConfigurationError, InvalidArgument
 from dirac.Resources.Computing.ComputingElement import (
     ABORTED,
     PILOT_FINAL_STATES,
     RUNNING,
     ComputingElement,
-    getComputingElement,
 )
+from dirac.WorkloadManagementSystem.Agent.QueueAgent import QueueAgent
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
 from dirac.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
 from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient, JobStateUpdateClient, MatcherClient
@@ -83,23 +78,14 @@ class PushedJob:
     ceStatus: str = "Submitted"
 
 
-class PushJobAgent(AgentModule):
+class PushJobAgent(QueueAgent):
     """Matches jobs for remote queues and runs them there as self-contained bundles."""
 
+    # CEs is required here (no CE, no work); PilotCertificate and PilotKey default to the SiteDirector's
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        **AgentModule.DEFAULTS,
-        "PollingTime": 30.0,
-        "Site": [],                  # sites whose queues are served (with CEs)
-        "CEs": [],                   # CEs whose queues are served: required (no CE, no work)
-        "CETypes": [],
-        "VO": "",                    # default /DIRAC/VirtualOrganization
-        "PilotGroup": "",            # group of the matching proxy (default <VO>_pilot)
-        "PilotCertificate": "",      # default: the SiteDirector's
-        "PilotKey": "",
-        "PilotProxyLifetime": 86400,
+        **QueueAgent.DEFAULTS,
         "MaxJobsToSubmit": 10,       # per queue and cycle
         "MaxInputSandboxSize": 50 * 1024 * 1024,  # bytes of input files shipped in one bundle
-        "FailedQueueBackoff": 60.0,  # seconds a failing queue is left alone (doubling, up to 1 hour)
         "CleanTask": True,           # remove the local copy of a job's bundle and outputs once reported
     }
 
@@ -110,10 +96,7 @@ class PushJobAgent(AgentModule):
         self.jobReport = jobReport
         self.sandboxClient = sandboxClient
         self.jobManager = jobManager
-        self.computingElements: dict[str, tuple[dict[str, Any], ComputingElement]] = {}
-        self.backoff: dict[str, tuple[float, float]] = {}
         self.pushed: dict[int, PushedJob] = {}
-        self._proxy: X509Chain | None = None
         self._ownClients = False  # clients made here, with the matching proxy (not injected)
 
     # -- set-up ------------------------------------------------------------------------------------------
@@ -146,21 +129,9 @@ class PushJobAgent(AgentModule):
         self.sandboxClient = self.sandboxClient or SandboxStoreClient(proxyLocation=proxyFile)
         self.jobManager = self.jobManager or JobManagerClient(proxyLocation=proxyFile)
 
-    @property
-    def vo(self) -> str:
-        return self.am_getOption("VO") or gConfig.getValue("/DIRAC/VirtualOrganization", "")
-
-    @property
-    def workDirectory(self) -> Path:
-        instance = gConfig.getValue("/LocalInstallation/InstancePath", "") or str(Path.home() / ".dirac")
-        return Path(self.am_getOption("WorkDirectory", f"{instance}/run/PushJobAgent"))
-
     def queues(self) -> dict[str, dict[str, Any]]:
         """The queues served: those of the CEs named in ``CEs`` (none when it is empty)."""
-        ces = toList(self.am_getOption("CEs"))
-        if not ces:
-            return {}
-        return getQueues(toList(self.am_getOption("Site")), ces, toList(self.am_getOption("CETypes")))
+        return self.configuredQueues() if self._listOption("CEs") else {}
 
     def _refreshProxy(self) -> None:
         """Write the matching proxy where the clients read it, when it is new."""
@@ -169,21 +140,11 @@ class PushJobAgent(AgentModule):
         if proxy is not current or not self.proxyFile.exists():
             writePrivateFile(self.proxyFile, proxy.toPEM())
 
-    def pilotProxy(self) -> X509Chain:
-        """The proxy the agent matches and reports with: from the pilot certificate, renewed at half its lifetime."""
-        lifetime = int(self.am_getOption("PilotProxyLifetime"))
-        if self._proxy is not None and self._proxy.remainingSeconds > lifetime / 2:
-            return self._proxy
+    def pilotCredential(self) -> tuple[str, str]:
+        """The agent's PilotCertificate and PilotKey, else the SiteDirector's."""
         director = "/Systems/WorkloadManagement/Agents/SiteDirector"
-        certificate = self.am_getOption("PilotCertificate") or gConfig.getValue(f"{director}/PilotCertificate", "")
-        key = self.am_getOption("PilotKey") or gConfig.getValue(f"{director}/PilotKey", "")
-        if not (certificate and key):
-            raise ConfigurationError(f"{self.section}: set PilotCertificate and PilotKey (the credential the agent "
-                                     "matches jobs with)")
-        group = self.am_getOption("PilotGroup") or f"{self.vo}_pilot"
-        self._proxy = X509Chain.fromCertAndKeyFiles(certificate, key).generateProxy(lifetime, group=group)
-        self.log.info("new matching proxy for %s, group %s, valid %d s", self._proxy.identityDN, group, lifetime)
-        return self._proxy
+        return (self.am_getOption("PilotCertificate") or gConfig.getValue(f"{director}/PilotCertificate", ""),
+                self.am_getOption("PilotKey") or gConfig.getValue(f"{director}/PilotKey", ""))
 
     # -- one cycle ---------------------------------------------------------------------------------------------
     def execute(self) -> str:
@@ -206,27 +167,6 @@ class PushJobAgent(AgentModule):
             except (ConfigurationError, OSError) as exc:
                 self._failed(name, f"{type(exc).__name__}: {exc}")
         return f"{submitted} job(s) pushed, {finished} finished, {len(self.pushed)} followed"
-
-    def _ce(self, name: str, parameters: dict[str, Any]) -> ComputingElement:
-        cached = self.computingElements.get(name)
-        if cached is None or cached[0] != parameters:
-            if cached is not None:
-                cached[1].close()
-            ceType = parameters.get("CEType") or ""
-            if not ceType:
-                raise ConfigurationError(f"queue {name}: its CE has no CEType")
-            self.computingElements[name] = (dict(parameters), getComputingElement(ceType, parameters["GridCE"],
-                                                                                  parameters))
-        return self.computingElements[name][1]
-
-    def _backingOff(self, name: str) -> bool:
-        return time.monotonic() < self.backoff.get(name, (0.0, 0.0))[0]
-
-    def _failed(self, name: str, reason: str) -> None:
-        _, delay = self.backoff.get(name, (0.0, 0.0))
-        delay = min(3600.0, delay * 2 if delay else float(self.am_getOption("FailedQueueBackoff")))
-        self.backoff[name] = (time.monotonic() + delay, delay)
-        self.log.error("queue %s: %s; leaving it alone for %.0f s", name, reason, delay)
 
     # -- matching and pushing ----------------------------------------------------------------------------------
     def resourceDescription(self, ce: ComputingElement) -> dict[str, Any]:
@@ -454,6 +394,3 @@ class PushJobAgent(AgentModule):
         else:
             (jobDir / STATE_FILE).unlink(missing_ok=True)
 
-    def finalize(self) -> None:
-        for _, ce in self.computingElements.values():
-            ce.close()

@@ -25,17 +25,13 @@ install ``PilotInstall`` with pip; on a one-box grid the server's own Python is 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationClient import toList
 from dirac.Core.Config.PathFinder import getServiceURLs
-from dirac.Core.Config.Resources import getQueues
 from dirac.Core.Security import Locations
-from dirac.Core.Security.X509 import X509Chain
 from dirac.Core.Utilities.Exceptions import ConfigurationError, DiracError
 from dirac.Resources.Computing.ComputingElement import (
     PILOT_FINAL_STATES,
@@ -44,8 +40,8 @@ from dirac.Resources.Computing.ComputingElement import (
     SUBMITTED,
     WAITING,
     ComputingElement,
-    getComputingElement,
 )
+from dirac.WorkloadManagementSystem.Agent.QueueAgent import QueueAgent
 from dirac.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
 from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
 from dirac.WorkloadManagementSystem.Logic.Matcher import normaliseResource
@@ -55,27 +51,17 @@ AGENT_NAME = "WorkloadManagement/SiteDirector"
 DEFAULT_QUEUE_CPU_TIME = 86400
 
 
-class SiteDirector(AgentModule):
+class SiteDirector(QueueAgent):
     """Submits pilots where jobs wait, and follows them."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        **AgentModule.DEFAULTS,
-        "PollingTime": 30.0,
-        "Site": [],                    # sites to serve (all when empty)
-        "CEs": [],                     # CEs to serve (all when empty)
-        "CETypes": [],                 # CE types to serve (all when empty)
-        "VO": "",                      # VO whose jobs the pilots run (default /DIRAC/VirtualOrganization)
-        "PilotGroup": "",              # group of the pilot proxy (default <VO>_pilot)
-        "PilotCertificate": "",        # certificate and key the pilot proxies are made from
-        "PilotKey": "",
-        "PilotProxyLifetime": 86400,
+        **QueueAgent.DEFAULTS,
         "MaxPilotsToSubmit": 10,       # per queue and cycle
         "PilotClientPython": "",       # python of a client installation on the nodes (shared area)
         "PilotInstall": "",            # else: what the pilot pip-installs (a wheel URL or a requirement)
         "PilotBenchmark": "db12",      # db12 or builtin
         "PilotMaxJobs": 100,           # jobs one pilot runs before it stops
         "ShipCACertificates": True,    # send the CA directory with every pilot
-        "FailedQueueBackoff": 60.0,    # seconds a failing queue is left alone (doubling, up to 1 hour)
         "UpdatePilotStatus": True,
         "GetPilotOutput": True,
     }
@@ -85,35 +71,15 @@ class SiteDirector(AgentModule):
         super().__init__(agentName)
         self.taskQueueDB = taskQueueDB
         self.pilotAgentsDB = pilotAgentsDB
-        self.computingElements: dict[str, tuple[dict[str, Any], ComputingElement]] = {}
-        self.backoff: dict[str, tuple[float, float]] = {}  # queue -> (retry after, current delay)
-        self._proxy: X509Chain | None = None
 
     def initialize(self) -> None:
         self.taskQueueDB = self.taskQueueDB or TaskQueueDB()
         self.pilotAgentsDB = self.pilotAgentsDB or PilotAgentsDB()
         self.workDirectory.mkdir(parents=True, exist_ok=True)
 
-    def finalize(self) -> None:
-        for _, ce in self.computingElements.values():
-            ce.close()
-
-    # -- options ---------------------------------------------------------------------------------------
-    @property
-    def vo(self) -> str:
-        return self.am_getOption("VO") or gConfig.getValue("/DIRAC/VirtualOrganization", "")
-
-    @property
-    def workDirectory(self) -> Path:
-        instance = gConfig.getValue("/LocalInstallation/InstancePath", "") or str(Path.home() / ".dirac")
-        return Path(self.am_getOption("WorkDirectory", f"{instance}/run/SiteDirector"))
-
-    def _listOption(self, name: str) -> list[str]:
-        return toList(self.am_getOption(name))
-
     # -- one cycle ---------------------------------------------------------------------------------------
     def execute(self) -> str:
-        queues = getQueues(self._listOption("Site"), self._listOption("CEs"), self._listOption("CETypes"))
+        queues = self.configuredQueues()
         if not queues:
             return "no queue configured for this SiteDirector"
         submitted, skipped = 0, 0
@@ -132,19 +98,6 @@ class SiteDirector(AgentModule):
         updated = self.updatePilotStatus() if self.am_getOption("UpdatePilotStatus") else 0
         return (f"{submitted} pilot(s) submitted to {len(queues) - skipped} queue(s) ({skipped} backing off), "
                 f"{updated} pilot status change(s)")
-
-    def _ce(self, name: str, parameters: dict[str, Any]) -> ComputingElement:
-        """The CE object of a queue, rebuilt when its configuration changed."""
-        cached = self.computingElements.get(name)
-        if cached is None or cached[0] != parameters:
-            ceType = parameters.get("CEType") or ""
-            if not ceType:
-                raise ConfigurationError(f"queue {name}: its CE has no CEType")
-            if cached is not None:
-                cached[1].close()
-            self.computingElements[name] = (dict(parameters), getComputingElement(ceType, parameters["GridCE"],
-                                                                                  parameters))
-        return self.computingElements[name][1]
 
     # -- submission -------------------------------------------------------------------------------------
     def waitingJobs(self, ce: ComputingElement) -> int:
@@ -222,31 +175,6 @@ class SiteDirector(AgentModule):
         path.write_text(pilotWrapper(self.pilotArguments(parameters, ce), extra))
         path.chmod(0o755)
         return path
-
-    def pilotProxy(self) -> X509Chain:
-        """The proxy given to pilots: made from the pilot certificate, renewed at half its lifetime."""
-        lifetime = int(self.am_getOption("PilotProxyLifetime"))
-        if self._proxy is not None and self._proxy.remainingSeconds > lifetime / 2:
-            return self._proxy
-        certificate, key = self.am_getOption("PilotCertificate"), self.am_getOption("PilotKey")
-        if not (certificate and key):
-            raise ConfigurationError(f"{self.section}: set PilotCertificate and PilotKey (the credential pilots "
-                                     "get a proxy of)")
-        group = self.am_getOption("PilotGroup") or f"{self.vo}_pilot"
-        self._proxy = X509Chain.fromCertAndKeyFiles(certificate, key).generateProxy(lifetime, group=group)
-        self.log.info("new pilot proxy for %s, group %s, valid %d s", self._proxy.identityDN, group, lifetime)
-        return self._proxy
-
-    # -- failures ------------------------------------------------------------------------------------------
-    def _backingOff(self, name: str) -> bool:
-        retryAfter, _ = self.backoff.get(name, (0.0, 0.0))
-        return time.monotonic() < retryAfter
-
-    def _failed(self, name: str, reason: str) -> None:
-        _, delay = self.backoff.get(name, (0.0, 0.0))
-        delay = min(3600.0, delay * 2 if delay else float(self.am_getOption("FailedQueueBackoff")))
-        self.backoff[name] = (time.monotonic() + delay, delay)
-        self.log.error("queue %s: %s; leaving it alone for %.0f s", name, reason, delay)
 
     # -- following pilots ------------------------------------------------------------------------------------
     def updatePilotStatus(self) -> int:

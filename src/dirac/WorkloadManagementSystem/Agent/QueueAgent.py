@@ -1,0 +1,115 @@
+"""The base of the agents that serve the queues of Computing Elements: the SiteDirector and the PushJobAgent.
+
+What they share: the queues chosen by ``Site``, ``CEs`` and ``CETypes``; one CE object per queue,
+rebuilt when the queue's configuration changes; a doubling back-off for queues that fail
+(``FailedQueueBackoff``, at most an hour); the pilot proxy made from ``PilotCertificate`` and
+``PilotKey`` in ``PilotGroup`` (default ``<VO>_pilot``), renewed at half its lifetime; and a
+working directory under the instance.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dirac.Core.Base.AgentModule import AgentModule
+from dirac.Core.Config import gConfig
+from dirac.Core.Config.ConfigurationClient import toList
+from dirac.Core.Config.Resources import getQueues
+from dirac.Core.Security.X509 import X509Chain
+from dirac.Core.Utilities.Exceptions import ConfigurationError
+from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
+
+MAX_BACKOFF = 3600.0
+
+
+class QueueAgent(AgentModule):
+    """An agent serving CE queues with a pilot credential."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        **AgentModule.DEFAULTS,
+        "PollingTime": 30.0,
+        "Site": [],                    # sites whose queues are served (all when empty)
+        "CEs": [],                     # CEs whose queues are served (all when empty)
+        "CETypes": [],                 # CE types served (all when empty)
+        "VO": "",                      # VO whose jobs are served (default /DIRAC/VirtualOrganization)
+        "PilotGroup": "",              # group of the pilot proxy (default <VO>_pilot)
+        "PilotCertificate": "",        # certificate and key the pilot proxies are made from
+        "PilotKey": "",
+        "PilotProxyLifetime": 86400,
+        "FailedQueueBackoff": 60.0,    # seconds a failing queue is left alone (doubling, up to 1 hour)
+    }
+    #: the working directory's name under <instance>/run (default: the agent's name)
+    WORK_DIRECTORY_NAME: ClassVar[str] = ""
+
+    def __init__(self, agentName: str):
+        super().__init__(agentName)
+        self.computingElements: dict[str, tuple[dict[str, Any], ComputingElement]] = {}
+        self.backoff: dict[str, tuple[float, float]] = {}  # queue -> (retry after, current delay)
+        self._proxy: X509Chain | None = None
+
+    def finalize(self) -> None:
+        for _, ce in self.computingElements.values():
+            ce.close()
+
+    # -- options -----------------------------------------------------------------------------------------
+    @property
+    def vo(self) -> str:
+        return self.am_getOption("VO") or gConfig.getValue("/DIRAC/VirtualOrganization", "")
+
+    @property
+    def workDirectory(self) -> Path:
+        instance = gConfig.getValue("/LocalInstallation/InstancePath", "") or str(Path.home() / ".dirac")
+        name = self.WORK_DIRECTORY_NAME or self.section.rstrip("/").rsplit("/", 1)[-1]
+        return Path(self.am_getOption("WorkDirectory", f"{instance}/run/{name}"))
+
+    def _listOption(self, name: str) -> list[str]:
+        return toList(self.am_getOption(name))
+
+    def configuredQueues(self) -> dict[str, dict[str, Any]]:
+        """The queues chosen by Site, CEs and CETypes."""
+        return getQueues(self._listOption("Site"), self._listOption("CEs"), self._listOption("CETypes"))
+
+    # -- CEs and failing queues --------------------------------------------------------------------------------
+    def _ce(self, name: str, parameters: dict[str, Any]) -> ComputingElement:
+        """The CE object of a queue, rebuilt when its configuration changed."""
+        cached = self.computingElements.get(name)
+        if cached is None or cached[0] != parameters:
+            ceType = parameters.get("CEType") or ""
+            if not ceType:
+                raise ConfigurationError(f"queue {name}: its CE has no CEType")
+            if cached is not None:
+                cached[1].close()
+            self.computingElements[name] = (dict(parameters), getComputingElement(ceType, parameters["GridCE"],
+                                                                                  parameters))
+        return self.computingElements[name][1]
+
+    def _backingOff(self, name: str) -> bool:
+        retryAfter, _ = self.backoff.get(name, (0.0, 0.0))
+        return time.monotonic() < retryAfter
+
+    def _failed(self, name: str, reason: str) -> None:
+        _, delay = self.backoff.get(name, (0.0, 0.0))
+        delay = min(MAX_BACKOFF, delay * 2 if delay else float(self.am_getOption("FailedQueueBackoff")))
+        self.backoff[name] = (time.monotonic() + delay, delay)
+        self.log.error("queue %s: %s; leaving it alone for %.0f s", name, reason, delay)
+
+    # -- the pilot credential ------------------------------------------------------------------------------------
+    def pilotCredential(self) -> tuple[str, str]:
+        """(certificate file, key file) the pilot proxies are made from."""
+        return self.am_getOption("PilotCertificate"), self.am_getOption("PilotKey")
+
+    def pilotProxy(self) -> X509Chain:
+        """The pilot proxy: made from the pilot credential, renewed at half its lifetime."""
+        lifetime = int(self.am_getOption("PilotProxyLifetime"))
+        if self._proxy is not None and self._proxy.remainingSeconds > lifetime / 2:
+            return self._proxy
+        certificate, key = self.pilotCredential()
+        if not (certificate and key):
+            raise ConfigurationError(f"{self.section}: set PilotCertificate and PilotKey (the credential pilot "
+                                     "proxies are made from)")
+        group = self.am_getOption("PilotGroup") or f"{self.vo}_pilot"
+        self._proxy = X509Chain.fromCertAndKeyFiles(certificate, key).generateProxy(lifetime, group=group)
+        self.log.info("new pilot proxy for %s, group %s, valid %d s", self._proxy.identityDN, group, lifetime)
+        return self._proxy
