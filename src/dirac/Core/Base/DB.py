@@ -48,6 +48,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    Text,
     create_engine,
     event,
     func,
@@ -77,6 +78,10 @@ _enginesLock = threading.Lock()
 def utcnow() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
+
+
+#: text of any length: TEXT on SQLite, MEDIUMTEXT (16 MiB) on MariaDB/MySQL where TEXT stops at 64 KiB
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -33,12 +33,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 
-from dirac.Core.Base.DB import DB, UTCDateTime, utcnow
+from dirac.Core.Base.DB import DB, LongText, UTCDateTime, utcnow
 from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
 
-LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 DEFAULT_MAX_RESCHEDULING = 3
 DATE_ATTRIBUTES = ("SubmissionTime", "RescheduleTime", "LastUpdateTime", "StartExecTime", "HeartBeatTime",
                    "EndExecTime")

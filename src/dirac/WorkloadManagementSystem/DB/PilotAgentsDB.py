@@ -43,9 +43,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import mysql
 
-from dirac.Core.Base.DB import DB, UTCDateTime, utcnow
+from dirac.Core.Base.DB import DB, LongText, UTCDateTime, utcnow
 from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
 from dirac.Resources.Computing.ComputingElement import (
     ABORTED,
@@ -56,7 +55,6 @@ from dirac.Resources.Computing.ComputingElement import (
     SUBMITTED,
 )
 
-LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 #: characters kept of a log line (a MySQL TEXT holds 65535 bytes, 4 per character at worst)
 MAX_LINE_CHARS = 16_000
 #: characters kept of a pilot's stdout or stderr (a MEDIUMTEXT holds 16 MiB)
