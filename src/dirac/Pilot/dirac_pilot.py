@@ -12,6 +12,10 @@ Steps, each logged with its duration:
    queue and node facts under ``/LocalSite``;
 4. run the JobAgent (``dirac-jobagent``) with the pilot's credentials until it stops.
 
+Credentials: a pilot proxy (``--proxy``, ``$X509_USER_PROXY``) or an access token (``--token``,
+``$BEARER_TOKEN_FILE``: a bare JWT or a JSON token file). With only a token the JobAgent talks to
+the server with it (``DIRAC_USE_ACCESS_TOKEN``) and renews it in place before it expires.
+
 Every log line also goes to the server's pilot logging (``--logging-url``: the
 ``WorkloadManagement/PilotLogging`` service, method ``sendMessage``), in batches, as the pilot
 runs, so its progress can be followed while it is alive. Exit codes: the JobAgent's, or 2 when
@@ -42,8 +46,8 @@ class PilotLog:
     """Prints each line and ships batches of lines to the server's pilot logging service."""
 
     def __init__(self, url: str = "", stamp: str = "", vo: str = "", proxy: str = "", caDir: str = "",
-                 interval: float = 5):
-        self.url, self.stamp, self.vo, self.proxy, self.caDir = url, stamp, vo, proxy, caDir
+                 interval: float = 5, token: str = ""):
+        self.url, self.stamp, self.vo, self.proxy, self.caDir, self.token = url, stamp, vo, proxy, caDir, token
         self.pending: list[str] = []
         self.lock = threading.Lock()
         self.stopEvent = threading.Event()
@@ -71,7 +75,7 @@ class PilotLog:
             lines, self.pending = self.pending, []
         if not lines:
             return
-        if not sendRPC(self.url, "sendMessage", [lines, self.stamp, self.vo], self.proxy, self.caDir):
+        if not sendRPC(self.url, "sendMessage", [lines, self.stamp, self.vo], self.proxy, self.caDir, self.token):
             with self.lock:
                 self.pending = lines + self.pending
 
@@ -80,20 +84,32 @@ class PilotLog:
         self.stopEvent.set()
         self.flush()
         if self.url and self.stamp:
-            sendRPC(self.url, "finaliseLogs", [{}, self.stamp, self.vo], self.proxy, self.caDir)
+            sendRPC(self.url, "finaliseLogs", [{}, self.stamp, self.vo], self.proxy, self.caDir, self.token)
 
 
-def sendRPC(url: str, method: str, args: list, proxy: str, caDir: str, timeout: float = 30) -> bool:
-    """One call in DIRAC's HTTPS RPC format (form body: method, args as JSON); True on S_OK."""
+def readAccessToken(path: str) -> str:
+    """The access token in a token file: a bare JWT, or JSON with ``access_token``."""
+    text = Path(path).read_text().strip()
+    return str(json.loads(text)["access_token"]) if text.startswith("{") else text
+
+
+def sendRPC(url: str, method: str, args: list, proxy: str, caDir: str, token: str = "", timeout: float = 30) -> bool:
+    """One call in DIRAC's HTTPS RPC format (form body: method, args as JSON); True on S_OK.
+
+    Authenticated with the proxy when there is one, else with the token file's bearer token (read
+    at each call: the JobAgent renews it in place)."""
     context = ssl.create_default_context(capath=caDir or None)
-    if proxy:
-        context.load_cert_chain(proxy)
+    headers = {}
     body = urllib.parse.urlencode({"method": method, "args": json.dumps(args)}).encode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout,
+        if proxy:
+            context.load_cert_chain(proxy)
+        elif token:
+            headers["Authorization"] = f"Bearer {readAccessToken(token)}"
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=timeout,
                                     context=context) as answer:
             return bool(json.loads(answer.read()).get("OK"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         print(f"pilot: cannot send to {url}: {exc}", file=sys.stderr, flush=True)
         return False
 
@@ -215,8 +231,12 @@ def writeConfiguration(args: argparse.Namespace, workDir: Path, node: dict) -> P
 def runJobAgent(python: Path, cfg: Path, args: argparse.Namespace, log: PilotLog) -> int:
     """Run the JobAgent until it stops; its output becomes pilot log lines."""
     command = [str(python), "-m", "dirac.WorkloadManagementSystem.scripts.dirac_jobagent"]
-    env = {**os.environ, "X509_USER_PROXY": args.proxy, "X509_CERT_DIR": args.ca_dir, "DIRACSYSCONFIG": str(cfg),
+    env = {**os.environ, "X509_CERT_DIR": args.ca_dir, "DIRACSYSCONFIG": str(cfg),
            "DIRAC_PILOT_REFERENCE": args.pilot_reference, "DIRAC_PILOT_STAMP": args.pilot_stamp}
+    if args.proxy:
+        env["X509_USER_PROXY"] = args.proxy
+    else:  # a token pilot: the JobAgent and the JobWrappers call the server with the token file
+        env.update(BEARER_TOKEN_FILE=args.token, DIRAC_USE_ACCESS_TOKEN="yes")
     log(f"starting the JobAgent: {' '.join(command)}")
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
@@ -232,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ce", required=True, help="CE name")
     parser.add_argument("--queue", default="default")
     parser.add_argument("--proxy", default=os.environ.get("X509_USER_PROXY", ""), help="pilot proxy file")
+    parser.add_argument("--token", default=os.environ.get("BEARER_TOKEN_FILE", ""),
+                        help="pilot access token file, used when there is no proxy")
     parser.add_argument("--ca-dir", default=os.environ.get("X509_CERT_DIR", "/etc/grid-security/certificates"))
     parser.add_argument("--client-python", help="python of an existing client installation (shared area)")
     parser.add_argument("--install", default="dirac-seed", help="what pip installs when no --client-python")
@@ -254,9 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     workDir.mkdir(parents=True, exist_ok=True)
     if not args.pilot_stamp and args.pilot_reference:
         args.pilot_stamp = args.pilot_reference.rstrip("/").rsplit("/", 1)[-1]
-    log = PilotLog(args.logging_url, args.pilot_stamp, args.vo, args.proxy, args.ca_dir)
+    log = PilotLog(args.logging_url, args.pilot_stamp, args.vo, args.proxy, args.ca_dir, token=args.token)
     try:
         log(f"pilot version {VERSION} starting on {platform.node()} in {workDir} for {args.site}/{args.ce}")
+        if args.proxy or args.token:
+            log(f"credential: {'proxy ' + args.proxy if args.proxy else 'access token in ' + args.token}")
+        elif not args.check_only:
+            raise RuntimeError("no credential: neither a proxy (--proxy, $X509_USER_PROXY) nor a token "
+                               "(--token, $BEARER_TOKEN_FILE)")
         if args.check_only:
             python = Path(args.client_python) if args.client_python else None
         else:

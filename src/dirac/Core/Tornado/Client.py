@@ -39,6 +39,15 @@ UNREACHABLE = DErrno.EDISET
 _sessions = threading.local()
 
 
+def useAccessTokens() -> bool:
+    """Whether clients call with the user's access token by default (``$DIRAC_USE_ACCESS_TOKEN``, else
+    ``/DIRAC/Security/UseTokens``) rather than with a proxy."""
+    fromEnv = os.environ.get("DIRAC_USE_ACCESS_TOKEN")
+    if fromEnv is not None:
+        return fromEnv.lower() in ("y", "yes", "true")
+    return bool(gConfig.getValue("/DIRAC/Security/UseTokens", False))
+
+
 def _session(key: tuple) -> requests.Session:
     """One keep-alive session per thread and credential set."""
     cache = getattr(_sessions, "cache", None)
@@ -86,11 +95,7 @@ class RPCClient:
         self.token = token if token is not None else os.environ.get("DIRAC_TOKEN")
         self.skipCACheck = skipCACheck
         self.clientVO = clientVO
-        if useAccessToken is None:
-            fromEnv = os.environ.get("DIRAC_USE_ACCESS_TOKEN")
-            useAccessToken = (fromEnv.lower() in ("y", "yes", "true") if fromEnv is not None
-                              else gConfig.getValue("/DIRAC/Security/UseTokens", False))
-        self.useAccessToken = bool(useAccessToken)
+        self.useAccessToken = useAccessTokens() if useAccessToken is None else bool(useAccessToken)
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):

@@ -6,14 +6,26 @@ caller's (the new access token's subject must be the caller's Registry ``ID``). 
 for a group the identity provider grants; ``deleteToken`` revokes the refresh token at the
 provider and forgets it.
 
+Pilots get tokens too (``getPilotToken``): the TokenManager holds the secret of the pilots' OAuth2
+client and obtains access tokens with the client_credentials grant, for a pilot group the identity
+provider grants to that client. The SiteDirector (``TrustedHost``) gets one for the pilots it
+submits; a running pilot (``GenericPilot``) renews its own before it expires. One token per group
+is cached and handed out until half of its lifetime is gone, so thousands of pilots renewing do
+not each reach the provider.
+
 Options (``/Systems/Framework/Services/TokenManager``): ``EncryptionKeyFile``, a file holding a
 Fernet key (``python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'``),
-mode 0600, on the server only.
+mode 0600, on the server only; ``PilotTokens/IdProvider``, ``PilotTokens/client_id``, its secret in
+``PilotTokens/client_secret_file`` (a 0600 file on the server) or ``PilotTokens/client_secret``
+(only in the server's local dirac.cfg: never in the CS every client reads), and
+``PilotTokens/scope`` (default ``wlcg.groups``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 from dirac.Core.Config import Registry
@@ -24,7 +36,7 @@ from dirac.Core.Security.Keys import readEncryptionKeyFile
 from dirac.Core.Security.OAuth2 import OAuth2Client
 from dirac.Core.Security.Tokens import expiresAt
 from dirac.Core.Tornado.RequestHandler import AUTHENTICATED, RequestHandler, ServiceInfo
-from dirac.Core.Utilities.Exceptions import AuthorizationError, DiracError
+from dirac.Core.Utilities.Exceptions import AuthorizationError, ConfigurationError, DiracError
 from dirac.FrameworkSystem.DB.TokenDB import TokenDB
 
 
@@ -33,10 +45,12 @@ class TokenManagerHandler(RequestHandler):
 
     _db: ClassVar[TokenDB | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
+    _pilotTokens: ClassVar[dict[str, dict[str, Any]]] = {}  # group -> token (with issued_at), reused until half-life
 
     @classmethod
     def initializeHandler(cls, serviceInfo: ServiceInfo) -> None:
         cls._db = None  # opened at first use: the key file may be configured after the start
+        cls._pilotTokens = {}
 
     @classmethod
     def tokenDB(cls) -> TokenDB:
@@ -110,3 +124,58 @@ class TokenManagerHandler(RequestHandler):
     def export_getUsersTokensInfo(self, users: list[str]) -> list[dict[str, Any]]:
         """What is stored for ``users`` (never the tokens)."""
         return self.tokenDB().getTokensInfo(users)
+
+    # -- pilots ----------------------------------------------------------------------------------------
+    auth_getPilotToken = [Properties.TrustedHost, Properties.GenericPilot]
+
+    def export_getPilotToken(self, group: str = "") -> dict[str, Any]:
+        """An access token of the pilots' client for pilots of ``group`` (a pilot: only its own, the default)."""
+        group = group or self.credDict.get("group", "")
+        properties = self.credDict.get("properties", [])
+        if Properties.TrustedHost not in properties and group != self.credDict.get("group"):
+            raise AuthorizationError(f"{self._caller()} may only renew the token of its own group")
+        if Properties.GenericPilot not in Registry.getPropertiesForGroup(group):
+            raise AuthorizationError(f"{group} is not a pilot group (it has no {Properties.GenericPilot})")
+        token = self._pilotToken(group)
+        self.log.info("pilot token for %s handed to %s (%d s left)", group, self._caller(),
+                      token["expires_at"] - time.time())
+        return {key: token[key] for key in ("access_token", "expires_at", "provider", "scope", "group")}
+
+    @classmethod
+    def _pilotToken(cls, group: str) -> dict[str, Any]:
+        """The cached token of ``group`` while more than half its lifetime is left, else a new one."""
+        with cls._lock:
+            cached = cls._pilotTokens.get(group)
+            now = time.time()
+            if cached and cached["expires_at"] - now > (cached["expires_at"] - cached["issued_at"]) / 2:
+                return cached
+            section = "PilotTokens/"
+            provider = cls.getCSOption(f"{section}IdProvider", "")
+            if not provider:
+                raise ConfigurationError(f"no pilot tokens: set {cls.serviceInfo.section}/PilotTokens/IdProvider")
+            idp = getIdProvider(provider)
+            client = OAuth2Client(idp, cls.getCSOption(f"{section}client_id", ""), cls._pilotClientSecret())
+            fresh = client.clientCredentials(cls.getCSOption(f"{section}scope", "wlcg.groups"))
+            claims = validateToken(fresh["access_token"])
+            if group not in idp.groupsFromClaims(claims):
+                raise AuthorizationError(f"identity provider {provider} does not grant group {group} to the "
+                                         f"pilots' client {client.clientID}")
+            expiry = expiresAt(fresh) or float(claims.get("exp") or now)
+            cls._pilotTokens[group] = {**fresh, "expires_at": expiry, "issued_at": now, "group": group,
+                                       "scope": fresh.get("scope", "")}
+            return cls._pilotTokens[group]
+
+    @classmethod
+    def _pilotClientSecret(cls) -> str:
+        """The pilots' client secret: from ``client_secret_file`` (preferred) or ``client_secret``."""
+        secretFile = cls.getCSOption("PilotTokens/client_secret_file", "")
+        if secretFile:
+            try:
+                return Path(secretFile).read_text().strip()
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the pilots' client secret {secretFile}: {exc.strerror}") \
+                    from exc
+        secret = cls.getCSOption("PilotTokens/client_secret", "")
+        if not secret:
+            raise ConfigurationError(f"set {cls.serviceInfo.section}/PilotTokens/client_secret_file")
+        return secret

@@ -13,6 +13,13 @@ contract) and starts ``dirac-jobwrapper --job job.json`` as the payload with the
 limited proxy, fetched from the ProxyManager with the pilot's proxy (``UsePayloadProxy``, default
 yes; the inner CE writes it 0600 into the job's directory as ``X509_USER_PROXY``). When the owner's
 proxy cannot be had the job is rescheduled, as in DIRAC (Failed once past MaxRescheduling).
+Without ``UsePayloadProxy`` jobs run with the pilot's own credential.
+
+A pilot may hold an access token instead of a proxy (``$BEARER_TOKEN_FILE`` with
+``$DIRAC_USE_ACCESS_TOKEN``): the agent then renews the token in place from the TokenManager
+(``getPilotToken``) once half its lifetime is gone, and stops asking for jobs when it cannot keep
+one valid for ``MinimumTokenTimeLeft`` seconds. A payload
+given its owner's proxy does not see the pilot's token.
 A wrapper that dies without reporting leaves its job Failed with the wrapper's exit code.
 """
 
@@ -31,7 +38,9 @@ from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Config import Registry, gConfig
 from dirac.Core.Config.ConfigurationClient import toList
-from dirac.Core.Security import Locations
+from dirac.Core.Security import Locations, Tokens
+from dirac.Core.Tornado.Client import RPCClient, useAccessTokens
+from dirac.Core.Utilities.Exceptions import DiracError
 from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
 from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
@@ -66,6 +75,7 @@ class JobAgent(AgentModule):
         "StopAfterFailedMatches": 5,     # consecutive cycles without a match before stopping
         "MinimumTimeLeft": 300,          # seconds: below this no job is asked for
         "UsePayloadProxy": True,         # run jobs with their owner's proxy from the ProxyManager
+        "MinimumTokenTimeLeft": 120,     # seconds: a token pilot whose token has less starts no job
     }
 
     def __init__(self, agentName: str = AGENT_NAME, innerCE: ComputingElement | None = None,
@@ -83,6 +93,8 @@ class JobAgent(AgentModule):
         self.failedMatches = 0
         self.matchErrors = 0  # requests the Matcher did not answer with a job or "no match"
         self.running: dict[str, int] = {}  # inner CE reference -> JobID
+        #: the token file of a pilot without a proxy, renewed in place
+        self.tokenFile = os.environ.get(Tokens.BEARER_TOKEN_FILE_ENV, "") if useAccessTokens() else ""
 
     # -- set-up ----------------------------------------------------------------------------------------
     def initialize(self) -> None:
@@ -140,6 +152,8 @@ class JobAgent(AgentModule):
     # -- one cycle -------------------------------------------------------------------------------------
     def execute(self) -> str:
         finished = self._collectFinished()
+        if self.tokenFile:
+            self._renewPilotToken()
         started = 0
         while self._mayStartJob():
             match = self.matcher.requestJob(self.resourceDescription())
@@ -161,6 +175,8 @@ class JobAgent(AgentModule):
     def _mayStartJob(self) -> bool:
         if self.jobsRun >= self.am_getOption("MaxJobs") or self.cpuTimeLeft < self.am_getOption("MinimumTimeLeft"):
             return False
+        if self.tokenFile and self.tokenTimeLeft() < self.am_getOption("MinimumTokenTimeLeft"):
+            return False
         if self.failedMatches and not self.running and self.failedMatches >= self.am_getOption(
                 "StopAfterFailedMatches"):
             return False
@@ -178,7 +194,40 @@ class JobAgent(AgentModule):
         if self.failedMatches >= self.am_getOption("StopAfterFailedMatches") and not self.running:
             self.log.info("no job matched in %d cycles, stopping", self.failedMatches)
             return True
+        if self.tokenFile and self.tokenTimeLeft() < self.am_getOption("MinimumTokenTimeLeft"):
+            self.log.info("the pilot's token has %d s left and could not be renewed, stopping", self.tokenTimeLeft())
+            return True
         return False
+
+    # -- the pilot's token -------------------------------------------------------------------------------
+    def tokenTimeLeft(self) -> float:
+        """Seconds the pilot's access token is still valid (0 when unreadable)."""
+        try:
+            expiry = Tokens.expiresAt(Tokens.readTokenFile(self.tokenFile))
+        except DiracError:
+            return 0.0
+        return expiry - time.time() if expiry is not None else float("inf")
+
+    def _renewPilotToken(self) -> None:
+        """Replace the pilot's token with a fresh one from the TokenManager once half its lifetime is gone."""
+        try:
+            token = Tokens.readTokenFile(self.tokenFile)
+        except DiracError as exc:
+            self.log.error("the pilot's token cannot be read: %s", exc.message)
+            return
+        claims = Tokens.accessTokenClaims(token)
+        expiry, issued = Tokens.expiresAt(token), float(claims.get("iat") or 0)
+        if expiry is None or not issued or expiry - time.time() > (expiry - issued) / 2:
+            return
+        result = RPCClient("Framework/TokenManager").getPilotToken("")
+        if not result["OK"]:
+            self.log.warning("the pilot's token (%d s left) was not renewed: %s", expiry - time.time(),
+                             result["Message"])
+            return
+        fresh = result["Value"]
+        Tokens.writeTokenFile({"access_token": fresh["access_token"], "expires_at": fresh["expires_at"]},
+                              self.tokenFile)
+        self.log.info("the pilot's token renewed: %d s left", fresh["expires_at"] - time.time())
 
     # -- running jobs ----------------------------------------------------------------------------------
     def _startJob(self, match: dict[str, Any]) -> None:
@@ -205,9 +254,11 @@ class JobAgent(AgentModule):
         self.jobsRun += 1
         self.log.info("Job %d matched (owner %s/%s), starting its wrapper in %s", jobID, description["Owner"],
                       description["OwnerGroup"], jobDir)
-        proxy = self._payloadProxy(jobID, description["Owner"], description["OwnerGroup"])
-        if proxy is None:
+        credentials = self._payloadCredentials(jobID, description["Owner"], description["OwnerGroup"])
+        if credentials is None:
             return
+        proxy, extra = credentials
+        environment.update(extra)
         result = self.innerCE.submitJob(str(executable), proxy,  # type: ignore[union-attr]
                                         workingDirectory=str(jobDir), numberOfProcessors=processors,
                                         environment=environment)
@@ -220,10 +271,22 @@ class JobAgent(AgentModule):
         if "ExitCode" in result:  # the InProcess CE returns once the wrapper has ended
             self._afterWrapper(reference, result["ExitCode"])
 
-    def _payloadProxy(self, jobID: int, owner: str, ownerGroup: str) -> bytes | str | None:
-        """The proxy the job runs with: its owner's (PEM), or the pilot's own (path); None when the job was rescheduled."""
+    def _payloadCredentials(self, jobID: int, owner: str, ownerGroup: str
+                            ) -> tuple[bytes | str | None, dict[str, str]] | None:
+        """(proxy, environment) the job runs with; None when the job was rescheduled.
+
+        The owner's proxy (PEM), with the pilot's token hidden; else the pilot's own credential: its
+        proxy (path), or its token (the inherited ``$BEARER_TOKEN_FILE``, no proxy)."""
         if not self.am_getOption("UsePayloadProxy"):
-            return Locations.getProxyLocation()
+            return (None if self.tokenFile else Locations.getProxyLocation()), {}
+        proxy = self._payloadProxy(jobID, owner, ownerGroup)
+        if proxy is None:
+            return None
+        hidden = {"DIRAC_USE_ACCESS_TOKEN": "no", Tokens.BEARER_TOKEN_FILE_ENV: ""} if self.tokenFile else {}
+        return proxy, hidden
+
+    def _payloadProxy(self, jobID: int, owner: str, ownerGroup: str) -> bytes | None:
+        """The owner's limited proxy (PEM); None when it cannot be had and the job was rescheduled."""
         lifetime = min(int(gConfig.getValue("/Registry/DefaultProxyLifeTime", 432000)), max(self.cpuTimeLeft, 3600))
         dns = Registry.getDNsForUsername(owner) if owner else []
         if not dns:

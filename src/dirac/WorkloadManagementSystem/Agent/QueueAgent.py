@@ -2,9 +2,10 @@
 
 What they share: the queues chosen by ``Site``, ``CEs`` and ``CETypes``; one CE object per queue,
 rebuilt when the queue's configuration changes; a doubling back-off for queues that fail
-(``FailedQueueBackoff``, at most an hour); the pilot proxy made from ``PilotCertificate`` and
-``PilotKey`` in ``PilotGroup`` (default ``<VO>_pilot``), renewed at half its lifetime; and a
-working directory under the instance.
+(``FailedQueueBackoff``, at most an hour); the pilot credentials: a proxy made from
+``PilotCertificate`` and ``PilotKey`` in ``PilotGroup`` (default ``<VO>_pilot``), and/or, with
+``PilotTokens``, an access token of the pilots' OAuth2 client from the TokenManager (client
+credentials), each renewed at half its lifetime; and a working directory under the instance.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationClient import toList
 from dirac.Core.Config.Resources import getQueues
 from dirac.Core.Security.X509 import X509Chain
-from dirac.Core.Utilities.Exceptions import ConfigurationError
+from dirac.Core.Tornado.Client import RPCClient
+from dirac.Core.Utilities.Exceptions import ConfigurationError, DiracError
 from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
 
 MAX_BACKOFF = 3600.0
@@ -38,6 +40,7 @@ class QueueAgent(AgentModule):
         "PilotCertificate": "",        # certificate and key the pilot proxies are made from
         "PilotKey": "",
         "PilotProxyLifetime": 86400,
+        "PilotTokens": False,          # pilots (also) get an access token from the TokenManager
         "FailedQueueBackoff": 60.0,    # seconds a failing queue is left alone (doubling, up to 1 hour)
     }
     #: the working directory's name under <instance>/run (default: the agent's name)
@@ -48,6 +51,7 @@ class QueueAgent(AgentModule):
         self.computingElements: dict[str, tuple[dict[str, Any], ComputingElement]] = {}
         self.backoff: dict[str, tuple[float, float]] = {}  # queue -> (retry after, current delay)
         self._proxy: X509Chain | None = None
+        self._token: dict[str, Any] | None = None
 
     def finalize(self) -> None:
         for _, ce in self.computingElements.values():
@@ -95,7 +99,11 @@ class QueueAgent(AgentModule):
         self.backoff[name] = (time.monotonic() + delay, delay)
         self.log.error("queue %s: %s; leaving it alone for %.0f s", name, reason, delay)
 
-    # -- the pilot credential ------------------------------------------------------------------------------------
+    # -- the pilot credentials ------------------------------------------------------------------------------
+    @property
+    def pilotGroup(self) -> str:
+        return self.am_getOption("PilotGroup") or f"{self.vo}_pilot"
+
     def pilotCredential(self) -> tuple[str, str]:
         """(certificate file, key file) the pilot proxies are made from."""
         return self.am_getOption("PilotCertificate"), self.am_getOption("PilotKey")
@@ -108,8 +116,30 @@ class QueueAgent(AgentModule):
         certificate, key = self.pilotCredential()
         if not (certificate and key):
             raise ConfigurationError(f"{self.section}: set PilotCertificate and PilotKey (the credential pilot "
-                                     "proxies are made from)")
-        group = self.am_getOption("PilotGroup") or f"{self.vo}_pilot"
-        self._proxy = X509Chain.fromCertAndKeyFiles(certificate, key).generateProxy(lifetime, group=group)
-        self.log.info("new pilot proxy for %s, group %s, valid %d s", self._proxy.identityDN, group, lifetime)
+                                     "proxies are made from) or PilotTokens")
+        self._proxy = X509Chain.fromCertAndKeyFiles(certificate, key).generateProxy(lifetime, group=self.pilotGroup)
+        self.log.info("new pilot proxy for %s, group %s, valid %d s", self._proxy.identityDN, self.pilotGroup,
+                      lifetime)
         return self._proxy
+
+    def pilotToken(self) -> str:
+        """The pilots' access token from the TokenManager, renewed at half its lifetime."""
+        now = time.time()
+        if self._token is not None and self._token["expires_at"] - now > (self._token["expires_at"]
+                                                                          - self._token["received"]) / 2:
+            return self._token["access_token"]
+        result = RPCClient("Framework/TokenManager").getPilotToken(self.pilotGroup)
+        if not result["OK"]:
+            raise DiracError(f"no pilot token for {self.pilotGroup}: {result['Message']}")
+        self._token = {**result["Value"], "received": now}
+        self.log.info("new pilot token for group %s from %s, valid %d s", self.pilotGroup, result["Value"]["provider"],
+                      result["Value"]["expires_at"] - now)
+        return self._token["access_token"]
+
+    def pilotCredentials(self, ce: ComputingElement) -> bytes | None:
+        """Give ``ce`` the pilots' token (with ``PilotTokens``); the pilot proxy's PEM, or None without one."""
+        if self.am_getOption("PilotTokens"):
+            ce.setToken(self.pilotToken())
+            if not all(self.pilotCredential()):
+                return None
+        return self.pilotProxy().toPEM()

@@ -18,7 +18,9 @@ there. A CE whose statuses cannot be read backs its queue off the same way.
 
 Pilots carry a proxy made by the director from ``PilotCertificate``/``PilotKey`` for
 ``PilotGroup`` (a group with ``GenericPilot``), renewed when less than half its lifetime is
-left. They find the client with ``PilotClientPython`` (a shared installation on the node), or
+left; with ``PilotTokens`` they carry an access token of the pilots' OAuth2 client, which the
+director gets from the TokenManager (client credentials) and the CE also uses for itself where it
+accepts tokens (HTCondorCE, ARC). Without a ``PilotCertificate`` the token is their only credential. They find the client with ``PilotClientPython`` (a shared installation on the node), or
 install ``PilotInstall`` with pip; on a one-box grid the server's own Python is used.
 """
 
@@ -132,7 +134,7 @@ class SiteDirector(QueueAgent):
                            waiting, running)
             return 0
         executable = self._writePilotWrapper(name, parameters, ce)
-        result = ce.submitJob(str(executable), self.pilotProxy().toPEM(), numberOfJobs=toSubmit)
+        result = ce.submitJob(str(executable), self.pilotCredentials(ce), numberOfJobs=toSubmit)
         if not result["OK"]:
             self._failed(name, result["Message"])
             return 0
