@@ -80,7 +80,6 @@ class BatchComputingElement(ComputingElement):
         self.batchSystemClass = getBatchSystemClass(str(self.ceParameters.get("BatchSystem") or "Host"))
         self.timeout = self._number("Timeout", 120.0)
         self.hosts: dict[str, BatchHost] = {}
-        self.statusReasons: dict[str, str] = {}
 
     def _number(self, name: str, default: float) -> float:
         value = self.ceParameters.get(name, default)
@@ -146,9 +145,6 @@ class BatchComputingElement(ComputingElement):
         if host is None or not _BATCH_ID.match(batchID):
             raise UnknownJobReference(f"{reference}: no such host or malformed batch id for CE {self.ceName}")
         return host, batchID
-
-    def statusReason(self, reference: str) -> str:
-        return self.statusReasons.get(reference, "")
 
     # -- submission -----------------------------------------------------------------------------------
     def _jobScript(self, host: BatchHost, batch: BatchSystem, stamp: str, executable: str, credentials: list[str],

@@ -166,6 +166,8 @@ class ComputingElement:
         self.proxy: bytes | None = None
         self.token: str | None = None
         self.submittedJobs = 0
+        #: reference -> the reason of its last status, filled by the plug-ins' _getJobStatus
+        self.statusReasons: dict[str, str] = {}
         self.setParameters({"CEType": self.ceType, "GridCE": ceName, **(parameters or {})})
 
     # -- configuration ------------------------------------------------------------------------------
@@ -208,6 +210,16 @@ class ComputingElement:
     def killGracePeriod(self) -> float:
         return float(self.getParameter("KillGracePeriod"))
 
+    def castOption(self, name: str, default: Any) -> Any:
+        """A plug-in's own option ``name`` cast to the type of ``default`` (ConfigurationError naming it if invalid)."""
+        value = self.ceParameters.get(name, default)
+        if isinstance(default, list):
+            return toList(value)
+        try:
+            return castValue(value, default) if isinstance(value, str) and not isinstance(default, str) else value
+        except ValueError as exc:
+            raise ConfigurationError(f"CE {self.ceName}: option {name}={value!r} is invalid: {exc}") from exc
+
     def cpuTime(self) -> int:
         """The queue's CPU time limit in seconds (``CPUTime``, else ``maxCPUTime`` minutes), 0 when unset."""
         cpuTime = int(self.getParameter("CPUTime"))
@@ -230,6 +242,28 @@ class ComputingElement:
     def makeReference(self, stamp: str) -> str:
         """The job reference '<scheme>://<host>/<stamp>' of a job this CE started."""
         return f"{self.referenceScheme}://{socket.gethostname()}/{stamp}"
+
+    def ownJobID(self, reference: str, pattern: re.Pattern[str], form: str) -> str:
+        """The id in a reference '<scheme>://<CE>/<id>' this CE issued (UnknownJobReference for any other)."""
+        reference = reference.split(":::")[0]
+        prefix = f"{self.referenceScheme}://{self.ceName}/"
+        jobID = reference[len(prefix):] if reference.startswith(prefix) else ""
+        if not pattern.match(jobID):
+            raise UnknownJobReference(f"{reference}: not a reference of CE {self.ceName} ({prefix}{form})")
+        return jobID
+
+    def splitReferences(self, references: list[str], localID: Callable[[str], str]
+                        ) -> tuple[dict[str, str], dict[str, str]]:
+        """({CE-local id: reference}, {reference: Unknown} for those ``localID`` refuses), the refusals logged."""
+        ids: dict[str, str] = {}
+        unknown: dict[str, str] = {}
+        for reference in references:
+            try:
+                ids[localID(reference)] = reference
+            except UnknownJobReference as exc:
+                self.log.warning("%s", exc.message)
+                unknown[reference] = UNKNOWN
+        return ids, unknown
 
     # -- the interface (edge) -----------------------------------------------------------------------
     def submitJob(
@@ -321,7 +355,7 @@ class ComputingElement:
 
     def statusReason(self, reference: str) -> str:
         """Why the job has the status the last ``getJobStatus`` gave, in the CE's words ('' when it has none)."""
-        return ""
+        return self.statusReasons.get(reference, "")
 
     def close(self) -> None:
         """Release what the CE holds open (connections); the CE reopens them when used again."""
@@ -367,6 +401,7 @@ _BUILTIN_COMPUTING_ELEMENTS = {
     "SSH": "dirac.Resources.Computing.SSHComputingElement:SSHComputingElement",
     "SSHBatch": "dirac.Resources.Computing.SSHComputingElement:SSHBatchComputingElement",
     "HTCondorCE": "dirac.Resources.Computing.HTCondorCEComputingElement:HTCondorCEComputingElement",
+    "Cloud": "dirac.Resources.Computing.CloudComputingElement:CloudComputingElement",
 }
 
 

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dirac.Core.Config.ConfigurationClient import castValue
 from dirac.Core.Security import Locations
 from dirac.Core.Security.Keys import writePrivateFile
 from dirac.Core.Utilities.Exceptions import ConfigurationError
@@ -43,7 +42,6 @@ from dirac.Resources.Computing.ComputingElement import (
     ComputingElement,
     ComputingElementError,
     SubmissionError,
-    UnknownJobReference,
     newStamp,
 )
 
@@ -118,22 +116,14 @@ class HTCondorCEComputingElement(ComputingElement):
         if not workingDirectory:
             raise ConfigurationError(f"CE {ceName}: set WorkingDirectory (submit files and pilot outputs go there)")
         self.directory = Path(workingDirectory).absolute() / ceName
-        self.statusReasons: dict[str, str] = {}
-
-    def _option(self, name: str, default: Any) -> Any:
-        value = self.ceParameters.get(name, default)
-        try:
-            return castValue(value, default) if isinstance(value, str) and not isinstance(default, str) else value
-        except ValueError as exc:
-            raise ConfigurationError(f"CE {self.ceName}: option {name}={value!r} is invalid: {exc}") from exc
 
     @property
     def port(self) -> int:
-        return int(self._option("Port", DEFAULT_PORT))
+        return int(self.castOption("Port", DEFAULT_PORT))
 
     @property
     def useLocalSchedd(self) -> bool:
-        return bool(self._option("UseLocalSchedd", False))
+        return bool(self.castOption("UseLocalSchedd", False))
 
     def scheddArguments(self, submit: bool = False) -> list[str]:
         """How the commands reach the CE's schedd (nothing with a local schedd)."""
@@ -170,7 +160,7 @@ class HTCondorCEComputingElement(ComputingElement):
         """Run a condor_* command with our credential; its standard output (typed errors on failure)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         environment, files = self._environment()
-        timeout = float(self._option("Timeout", 120.0))
+        timeout = float(self.castOption("Timeout", 120.0))
         try:
             done = subprocess.run(command, env=environment, capture_output=True, text=True, errors="replace",
                                   timeout=timeout, stdin=subprocess.DEVNULL, cwd=self.directory)
@@ -193,12 +183,7 @@ class HTCondorCEComputingElement(ComputingElement):
 
     # -- references ---------------------------------------------------------------------------------------
     def _condorID(self, reference: str) -> str:
-        reference = reference.split(":::")[0]
-        prefix = f"{self.referenceScheme}://{self.ceName}/"
-        condorID = reference[len(prefix):] if reference.startswith(prefix) else ""
-        if not _CONDOR_ID.match(condorID):
-            raise UnknownJobReference(f"{reference}: not a reference of CE {self.ceName} ({prefix}<cluster>.<proc>)")
-        return condorID
+        return self.ownJobID(reference, _CONDOR_ID, "<cluster>.<proc>")
 
     # -- the hooks ----------------------------------------------------------------------------------------
     def submitFile(self, executable: str, stamps: list[str], proxyFile: str) -> str:
@@ -239,14 +224,7 @@ class HTCondorCEComputingElement(ComputingElement):
         return references
 
     def _getJobStatus(self, references: list[str]) -> dict[str, str]:
-        ids: dict[str, str] = {}
-        statuses: dict[str, str] = {}
-        for reference in references:
-            try:
-                ids[self._condorID(reference)] = reference
-            except UnknownJobReference as exc:
-                self.log.warning("%s", exc.message)
-                statuses[reference] = UNKNOWN
+        ids, statuses = self.splitReferences(references, self._condorID)
         ads: dict[str, Mapping[str, Any]] = {}
         for command in ("condor_q", "condor_history"):
             wanted = [condorID for condorID in ids if condorID not in ads]
@@ -267,9 +245,6 @@ class HTCondorCEComputingElement(ComputingElement):
                 statuses[reference] = UNKNOWN
                 self.statusReasons[reference] = "unknown to condor_q and condor_history"
         return statuses
-
-    def statusReason(self, reference: str) -> str:
-        return self.statusReasons.get(reference, "")
 
     def _getJobOutput(self, reference: str) -> tuple[str, str]:
         condorID = self._condorID(reference)
