@@ -18,7 +18,8 @@ assert on the exact exchanges. Servers stay in ``BUILD`` until a test moves them
 unless the stand-in was made with ``boot=True``: then each server "boots" by running its
 cloud-init user data as a local process (the ``#cloud-config`` document's ``write_files`` are
 written under ``<root>/<server id>/`` + their path, its ``runcmd`` commands run with absolute
-paths mapped the same way and a ``poweroff`` stand-in first on ``PATH``). The server is
+paths mapped the same way, a ``poweroff`` stand-in first on ``PATH`` and an environment holding only
+``PATH``, ``HOME`` and ``LANG``, as on a fresh VM). The server is
 ``ACTIVE`` while the process runs; when it exits the server is ``SHUTOFF`` and its console
 output (``os-getConsoleOutput``) is what the process printed. Deleting a running server kills
 the process group.
@@ -280,7 +281,10 @@ class OpenStackStandIn:
                 " ".join(quoteArgument(str(vmRoot / a.lstrip("/")) if a.startswith("/") and
                                        (vmRoot / a.lstrip("/")).exists() else a) for a in command) + "\n"
                 for command in config.get("runcmd", []))
-            environment = {**os.environ, "PATH": f"{vmRoot / 'sbin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+            (vmRoot / "root").mkdir(exist_ok=True)
+            # a fresh VM's environment: nothing of this process's (no grid client settings leak in)
+            environment = {"PATH": f"{vmRoot / 'sbin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                           "HOME": str(vmRoot / "root"), "LANG": "C.UTF-8"}
             with self.lock:
                 if server.id not in self.servers:
                     return  # deleted while building
