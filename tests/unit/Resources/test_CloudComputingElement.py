@@ -237,3 +237,24 @@ def test_the_exit_code_is_read_from_the_console_for_the_pilots_stamp_only() -> N
     assert pilotExitCode(console, "fedcba9876543210") == 2
     assert pilotExitCode(console, "0123456789abcdef") == 0
     assert pilotExitCode(console, "1111111111111111") is None
+
+
+def test_records_of_deleted_vms_are_bounded_in_memory_and_pruned_on_disk(cloud, pilot: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from dirac.Resources.Computing import CloudComputingElement as module
+
+    monkeypatch.setattr(module, "MAX_RECORDS_IN_MEMORY", 2)
+    ce = makeCE(cloud, WorkingDirectory=str(tmp_path / "work"))
+    references = ce.submitJob(str(pilot), PROXY, numberOfJobs=3)["Value"]
+    assert ce.killJob(references)["OK"]
+    assert list(ce.ended) == [ref.rsplit("/", 1)[1] for ref in references[1:]]
+    failedID = ce.submitJob(str(pilot), PROXY)["Value"][0].rsplit("/", 1)[1]
+    cloud.setServer(failedID, "ERROR", fault="boom")
+    assert ce.getCEStatus()["OK"]  # retires the failed VM and writes its record
+    records = tmp_path / "work" / CE
+    assert len(list(records.glob("*.json"))) == 4
+    os.utime(records / f"{failedID}.json", (0, 0))
+    assert ce.getCEStatus()["OK"] and not (records / f"{failedID}.json").exists(), "an old record must be pruned"
+    assert len(list(records.glob("*.json"))) == 3
+    assert makeCE(cloud, WorkingDirectory=str(tmp_path / "work")).getJobStatus(references[:1])["Value"] == {
+        references[0]: "Aborted"}, "a killed pilot's record outlives the CE object"

@@ -78,6 +78,9 @@ OPTION_DEFAULTS: dict[str, Any] = {
 }
 #: seconds of its lifetime a VM keeps for powering off after the pilot's timeout
 SHUTDOWN_MARGIN = 600
+#: records of deleted VMs kept in memory / days their files are kept in WorkingDirectory
+MAX_RECORDS_IN_MEMORY = 10000
+RECORD_DAYS = 7
 TAG_CE, TAG_QUEUE, TAG_SITE, TAG_STAMP = "dirac-ce", "dirac-queue", "dirac-site", "dirac-stamp"
 _SERVER_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
@@ -235,6 +238,24 @@ class CloudComputingElement(ComputingElement):
                 self.ended[serverID] = EndedPilot(**json.loads(path.read_text()))
         return self.ended.get(serverID)
 
+    def _remember(self, serverID: str, record: EndedPilot) -> None:
+        """Keep the record of a deleted VM (in memory, and in WorkingDirectory when set)."""
+        self.ended[serverID] = record
+        if self.recordDirectory is not None:
+            writePrivateFile(self.recordDirectory / f"{serverID}.json", json.dumps(record.__dict__).encode())
+        while len(self.ended) > MAX_RECORDS_IN_MEMORY:  # the oldest go first; their files stay
+            del self.ended[next(iter(self.ended))]
+
+    def pruneRecords(self) -> int:
+        """Remove the record files older than RECORD_DAYS days; how many were removed."""
+        if self.recordDirectory is None or not self.recordDirectory.is_dir():
+            return 0
+        limit = datetime.datetime.now().timestamp() - RECORD_DAYS * 86400
+        old = [path for path in self.recordDirectory.glob("*.json") if path.stat().st_mtime < limit]
+        for path in old:
+            path.unlink(missing_ok=True)
+        return len(old)
+
     def _retire(self, node: Any, status: str, reason: str) -> EndedPilot:
         """Record the end of a VM's pilot (status, reason, console output), then delete the VM."""
         output = ""
@@ -252,9 +273,7 @@ class CloudComputingElement(ComputingElement):
             else:
                 reason = "pilot exit code 0; VM powered off"
         record = EndedPilot(status, reason, output)
-        self.ended[node.id] = record
-        if self.recordDirectory is not None:
-            writePrivateFile(self.recordDirectory / f"{node.id}.json", json.dumps(record.__dict__).encode())
+        self._remember(node.id, record)
         self._delete(node.id)
         self.log.info("%s: %s (%s); VM deleted", self._reference(node.id), status, reason)
         return record
@@ -353,11 +372,12 @@ class CloudComputingElement(ComputingElement):
         for reference in references:
             serverID = self._serverID(reference)
             self._delete(serverID)
-            self.ended[serverID] = EndedPilot(ABORTED, "VM deleted by killJob")
+            self._remember(serverID, EndedPilot(ABORTED, "VM deleted by killJob"))
             self.log.info("%s: VM deleted (killed)", reference)
 
     def _getCEStatus(self) -> dict[str, Any]:
         """Counts this queue's VMs; ended, failed and expired VMs of this queue are retired on the way."""
+        self.pruneRecords()
         running = waiting = instances = 0
         queue = str(self.getParameter("Queue"))
         for node in self._instances():
