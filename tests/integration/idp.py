@@ -142,6 +142,20 @@ def deviceLoginTokens(provider: Provider, login: str, scope: str = "openid offli
         "client_id": "dirac-cli", "grant_type": DEVICE_GRANT, "device_code": device["device_code"]}).json()
 
 
+def csOptions(provider: Provider, name: str = "TestIdP") -> dict[str, str]:
+    """CS options declaring ``provider`` as the identity provider ``name``: the dirac-cli client, the group
+    mapping of its wlcg.groups, and alice, robert (its bob) and the pilots' client known by subject."""
+    section = f"/Resources/IdProviders/{name}"
+    options = {
+        "issuer": provider.issuer, "client_id": "dirac-cli", "CAFile": provider.caFile,
+        "scope": "openid offline_access wlcg.groups", "GroupClaims": "wlcg.groups, eduperson_entitlement",
+        "Groups/dirac_user": "/dirac/user", "Groups/dirac_admin": "/dirac/admin", "Groups/dirac_pilot": "/dirac/pilot",
+    }
+    return {**{f"{section}/{option}": value for option, value in options.items()},
+            "/Registry/Users/alice/ID": USERS["alice"][1], "/Registry/Users/robert/ID": USERS["bob"][1],
+            "/Registry/Users/pilot/ID": "dirac-pilot", "/Registry/DefaultGroup": "dirac_user"}
+
+
 def clientCredentialsToken(provider: Provider, client: str = "dirac-pilot") -> str:
     """An access token of ``client`` by the client_credentials grant."""
     return requests.post(metadata(provider)["token_endpoint"], verify=provider.caFile, timeout=10,

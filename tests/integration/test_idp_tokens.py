@@ -14,9 +14,7 @@ from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
 from dirac.Core.Tornado.Client import RPCClient
 
 from .conftest import environmentOf
-from .idp import USERS, clientCredentialsToken, deviceLoginTokens
-
-IDP = "/Resources/IdProviders/TestIdP"
+from .idp import USERS, clientCredentialsToken, csOptions, deviceLoginTokens
 
 
 def configureIdP(grid, provider) -> None:
@@ -24,17 +22,8 @@ def configureIdP(grid, provider) -> None:
     with environmentOf(grid.instance):
         api = CSAPI(proxyLocation=str(grid.proxies["admin"]), useCertificates=False)
         assert api.initialize()["OK"]
-        for option, value in {
-            "issuer": provider.issuer, "client_id": "dirac-cli", "CAFile": provider.caFile,
-            "scope": "openid offline_access wlcg.groups", "GroupClaims": "wlcg.groups, eduperson_entitlement",
-            "Groups/dirac_user": "/dirac/user", "Groups/dirac_admin": "/dirac/admin",
-            "Groups/dirac_pilot": "/dirac/pilot",
-        }.items():
-            api.setOption(f"{IDP}/{option}", value)
-        api.setOption("/Registry/Users/alice/ID", USERS["alice"][1])
-        api.setOption("/Registry/Users/robert/ID", USERS["bob"][1])
-        api.setOption("/Registry/Users/pilot/ID", "dirac-pilot")
-        api.setOption("/Registry/DefaultGroup", "dirac_user")
+        for path, value in csOptions(provider).items():
+            api.setOption(path, value)
         assert api.commit()["OK"]
 
 

@@ -52,16 +52,19 @@ def serverEnvironment() -> dict[str, str]:
 
 
 @contextmanager
-def startedGrid(root: Path, options: Mapping[str, str]) -> Iterator[Instance]:
-    """A one-box grid (dirac-server init, ``options`` written into its CS, start); this process is its client."""
+def startedGrid(root: Path, options: Mapping[str, str],
+                serverOptions: Mapping[str, str] | None = None) -> Iterator[Instance]:
+    """A one-box grid (dirac-server init, ``options`` written into its CS and ``serverOptions`` into the
+    server's local configuration, start); this process is its client."""
     env = serverEnvironment()
     env["HOME"] = str(root)
     instance = Instance(root / "instance")
     run("dirac-server", "init", "--dir", str(instance.root), "--port", str(freePort()), env=env)
-    master = CFG().loadFromFile(str(instance.masterCFG))
-    for path, value in options.items():
-        setOption(master, path, value)
-    master.writeToFile(str(instance.masterCFG))
+    for cfgFile, values in ((instance.masterCFG, options), (instance.serverCFG, serverOptions or {})):
+        cfg = CFG().loadFromFile(str(cfgFile))
+        for path, value in values.items():
+            setOption(cfg, path, value)
+        cfg.writeToFile(str(cfgFile))
     run("dirac-server", "start", "--detach", "--dir", str(instance.root), env=env)
     saved = {k: os.environ.get(k) for k in instance.environment()}
     os.environ.update(instance.environment())
