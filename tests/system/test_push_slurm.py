@@ -1,9 +1,9 @@
 """PushJobAgent: jobs matched by the agent on the server and pushed to Slurm over SSH; the node never calls back.
 
 One grid with the one-node cluster of tests/servers/slurm.sh reached over SSH (tests/servers/sshd.sh,
-user ``diracpilot``): the CE ``push.slurm`` is served by the PushJobAgent only (the SiteDirector
-serves no queue here). The batch jobs run the bundle with the node's own ``/usr/bin/python3``:
-no client, no proxy, no configuration on the node.
+user ``diracpilot``): the CEs ``push.slurm`` (one-core slots) and ``push.node`` (two-core slots: whole-node
+bundles) are served by the PushJobAgent only (the SiteDirector serves no queue here). The batch jobs run
+the bundle with the node's own ``/usr/bin/python3``: no client, no proxy, no configuration on the node.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from gridtools import WMS, ceOptions, jdl, knownHosts, runningServer, serverScript, sshOptions, startedGrid, waitFor
 
+from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
 from dirac.FrameworkSystem.Logic.Instance import Instance
 from dirac.Interfaces.API.Dirac import Dirac
 from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
@@ -25,6 +26,9 @@ from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManage
 pytestmark = pytest.mark.slow
 SITE = "DIRAC.Push.local"
 CE = "push.slurm"
+NODE_SITE = "DIRAC.PushNode.local"
+NODE_CE = "push.node"
+NODE_QUEUE = f"/Resources/Sites/DIRAC/{NODE_SITE}/CEs/{NODE_CE}/Queues/default"
 
 
 @dataclass
@@ -38,13 +42,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushSite]:
     root = tmp_path_factory.mktemp("pushsite")
     with runningServer("slurm") as slurm, runningServer("sshd") as sshd:
         areaName = f"dirac-push-{secrets.token_hex(4)}"
+        ssh = sshOptions(sshd, knownHosts(root / "known_hosts", sshd), areaName, BatchSystem="Slurm",
+                         Preamble=f"export SLURM_CONF={slurm['SLURM_CONF']}")
         options = {
             f"{WMS}/Agents/SiteDirector/CEs": "no.such.ce",
             f"{WMS}/Agents/Optimizers/PollingTime": "1",
-            f"{WMS}/Agents/PushJobAgent/CEs": CE,
+            f"{WMS}/Agents/PushJobAgent/CEs": f"{CE}, {NODE_CE}",
             f"{WMS}/Agents/PushJobAgent/PollingTime": "1",
-            **ceOptions(SITE, CE, **sshOptions(sshd, knownHosts(root / "known_hosts", sshd), areaName,
-                                               BatchSystem="Slurm", Preamble=f"export SLURM_CONF={slurm['SLURM_CONF']}")),
+            **ceOptions(SITE, CE, **ssh),
+            **ceOptions(NODE_SITE, NODE_CE, **ssh, NumberOfProcessors="2"),
+            f"{NODE_QUEUE}/MaxTotalJobs": "0",  # closed until a test has its jobs waiting
         }
         try:
             with startedGrid(root, options) as instance:
@@ -56,10 +63,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushSite]:
             serverScript("sshd", "revoke")
 
 
-def submitWithSandbox(tmp_path: Path, script: str, arguments: str = "") -> int:
+def submitWithSandbox(tmp_path: Path, script: str, arguments: str = "", site: str = SITE) -> int:
     path = tmp_path / "payload.sh"
     path.write_text(script)
-    description = jdl("payload.sh", arguments, Site=f'"{SITE}"', InputSandbox=f'{{"{path}"}}',
+    description = jdl("payload.sh", arguments, Site=f'"{site}"', InputSandbox=f'{{"{path}"}}',
                       OutputSandbox='{"std.out", "std.err", "result.txt"}')
     result = Dirac().submitJob(description)
     assert result["OK"], result
@@ -103,3 +110,33 @@ def test_a_failing_pushed_payload_ends_failed_with_its_exit_code(site: PushSite,
     assert Dirac().getJobParameters(jobID)["Value"]["ApplicationExitCode"] == "3"
     assert Dirac().getOutputSandbox(jobID, str(tmp_path))["OK"]
     assert (tmp_path / str(jobID) / "std.err").read_text() == "about to fail\n"
+
+
+def setNodeSlots(slots: int) -> None:
+    api = CSAPI()
+    assert api.initialize()["OK"]
+    api.setOption(f"{NODE_QUEUE}/MaxTotalJobs", str(slots))
+    assert api.commit()["OK"]
+
+
+def test_single_core_jobs_share_one_whole_node_batch_job_and_run_side_by_side(site: PushSite, tmp_path: Path) -> None:
+    # each payload marks its start next to its own directory and waits (at most 30 s) for the other's mark:
+    # both end well only if they run at the same time in the same allocation
+    script = ("#!/bin/sh\ntouch ../started-$DIRACJOBID\ni=0\n"
+              "while [ \"$(ls .. | grep -c '^started-')\" -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n"
+              "[ $i -lt 300 ] || exit 9\necho \"side by side in $SLURM_JOB_ID\" > result.txt\n")
+    jobIDs = [submitWithSandbox(tmp_path, script, site=NODE_SITE) for _ in range(2)]
+    waitFor(jobIDs, done=("Waiting",), timeout=60)
+    setNodeSlots(1)
+    try:
+        final = waitFor(jobIDs, timeout=240)
+    finally:
+        setNodeSlots(0)
+    assert {attrs["Status"] for attrs in final.values()} == {"Done"}, final
+    references, outputs = set(), set()
+    for jobID in jobIDs:
+        references.add(Dirac().getJobParameters(jobID)["Value"]["Pilot_Reference"])
+        assert Dirac().getOutputSandbox(jobID, str(tmp_path))["OK"]
+        outputs.add((tmp_path / str(jobID) / "result.txt").read_text())
+    assert len(references) == 1 and references.pop().startswith(f"sshslurm://{NODE_CE}/"), references
+    assert len(outputs) == 1 and outputs.pop().startswith("side by side in "), outputs

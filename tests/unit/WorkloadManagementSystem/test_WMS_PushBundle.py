@@ -13,6 +13,8 @@ from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import PayloadDescri
 from dirac.WorkloadManagementSystem.Logic.PushBundle import (
     BundleError,
     buildBundle,
+    buildNodeBundle,
+    jobOutput,
     parseResult,
     payloadDescription,
     unpackOutputs,
@@ -76,3 +78,29 @@ def test_output_without_a_result_block_is_an_error() -> None:
         parseResult("slurmstepd: error: *** JOB 12 CANCELLED ***\n")
     with pytest.raises(BundleError, match="cannot be read"):
         parseResult("==== dirac-push-result begin ====\n{oops\n==== dirac-push-result end ====\n")
+
+
+def test_a_whole_node_bundle_runs_its_jobs_side_by_side_each_with_its_own_result(tmp_path: Path) -> None:
+    jobs = []
+    for jobID, (code, text) in {7: (0, "seven"), 8: (5, "eight")}.items():
+        inputs = tmp_path / f"inputs-{jobID}"
+        inputs.mkdir()
+        # each job waits (at most 20 s) for the other's start mark: they only end if they run side by side
+        (inputs / "run.sh").write_text(f"#!/bin/sh\necho {text} > mine.txt\ntouch ../started-{jobID}\n"
+                                       f"i=0; while [ ! -e ../started-{15 - jobID} ] && [ $i -lt 200 ]; do "
+                                       f"sleep 0.1; i=$((i+1)); done\n[ $i -lt 200 ] || exit 9\nexit {code}\n")
+        jdl = '[Executable = "run.sh"; StdOutput = "std.out"; StdError = "std.err"; OutputSandbox = {"mine.txt"}]'
+        jobs.append((payloadDescription(jobID, PayloadDescription.fromJDL(jdl), "DIRAC.HPC.org", 60, 1 << 20), inputs))
+    bundle = tmp_path / "node.py"
+    bundle.write_text(buildNodeBundle(jobs))
+    node = tmp_path / "node"
+    node.mkdir()
+    done = subprocess.run([sys.base_prefix + "/bin/python3", "-I", str(bundle)], cwd=node, capture_output=True,
+                          text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for jobID, code, text in ((7, 0, "seven"), (8, 5, "eight")):
+        result = parseResult(jobOutput(done.stdout, jobID))
+        assert result["ExitCode"] == code, (jobID, result)
+        files = unpackOutputs(result, tmp_path / f"back-{jobID}")
+        assert (tmp_path / f"back-{jobID}" / "mine.txt").read_text() == f"{text}\n", files
+    assert jobOutput("no markers here", 7) == "no markers here"

@@ -14,6 +14,13 @@ narrowed by ``Site`` and ``CETypes``; the queue's CE options as for the SiteDire
    output: exit code, CPU time, standard output and error and the output sandbox files, which it
    uploads and assigns to the job before setting it Done or Failed.
 
+A queue whose slots have several processors (``NumberOfProcessors``: a whole node) gets whole-node
+bundles: the agent asks the Matcher again while processors are left (single-core jobs take one,
+multi-core jobs their ``NumberOfProcessors``) and submits the jobs as one batch job that runs them
+side by side (``PushBundle.buildNodeBundle``); each job's result is read from its own part of the
+batch job's output. A Kill of one job of a node leaves the others running; the batch job is
+cancelled when none of its jobs is left.
+
 A job whose bundle the CE refuses is rescheduled. What the agent pushed is remembered in
 ``<WorkDirectory>/<JobID>/push.json``, so a restarted agent follows its jobs on.
 """
@@ -46,6 +53,8 @@ from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSetting
 from dirac.WorkloadManagementSystem.Logic.PushBundle import (
     BundleError,
     buildBundle,
+    buildNodeBundle,
+    jobOutput,
     parseResult,
     payloadDescription,
     unpackOutputs,
@@ -76,6 +85,7 @@ class PushedJob:
     queue: str
     reference: str
     ceStatus: str = "Submitted"
+    node: str = ""  # the directory of the whole-node bundle it is part of ("" when alone)
 
 
 class PushJobAgent(QueueAgent):
@@ -84,7 +94,7 @@ class PushJobAgent(QueueAgent):
     # CEs is required here (no CE, no work); PilotCertificate and PilotKey default to the SiteDirector's
     DEFAULTS: ClassVar[dict[str, Any]] = {
         **QueueAgent.DEFAULTS,
-        "MaxJobsToSubmit": 10,       # per queue and cycle
+        "MaxJobsToSubmit": 10,       # batch jobs per queue and cycle (a whole-node one holds several jobs)
         "MaxInputSandboxSize": 50 * 1024 * 1024,  # bytes of input files shipped in one bundle
         "CleanTask": True,           # remove the local copy of a job's bundle and outputs once reported
     }
@@ -187,47 +197,79 @@ class PushJobAgent(QueueAgent):
             return 0
         pushed = 0
         for _ in range(min(int(available["Value"]), int(self.am_getOption("MaxJobsToSubmit")))):
-            match = self.matcher.requestJob(self.resourceDescription(ce))
+            matches = self.matchJobs(name, ce)
+            if not matches:
+                break
+            if not self.pushAllocation(name, ce, matches):
+                break  # the CE refused: leave the queue alone for a while
+            pushed += len(matches)
+        return pushed
+
+    def matchJobs(self, name: str, ce: ComputingElement) -> list[dict[str, Any]]:
+        """The jobs for one batch job of ``ce``: one, or as many as fill the processors of a whole node."""
+        matches: list[dict[str, Any]] = []
+        free = max(1, ce.numberOfProcessors)
+        while free > 0:
+            match = self.matcher.requestJob({**self.resourceDescription(ce), "NumberOfProcessors": free})
             if not match["OK"]:
                 if NO_MATCH not in match["Message"]:
                     self.log.warning("queue %s: the Matcher refused: %s", name, match["Message"])
                 break
-            if not self.pushJob(name, ce, match["Value"]):
-                break  # the CE refused: leave the queue alone for a while
-            pushed += 1
-        return pushed
+            matches.append(match["Value"])
+            free -= max(1, int(match["Value"].get("NumberOfProcessors") or 1))
+        return matches
 
-    def pushJob(self, name: str, ce: ComputingElement, match: dict[str, Any]) -> bool:
-        """Bundle one matched job and submit it to ``ce``; False when the CE refused it."""
-        jobID = int(match["JobID"])
-        jobDir = self.workDirectory / str(jobID)
-        shutil.rmtree(jobDir, ignore_errors=True)
-        jobDir.mkdir(parents=True)
-        self.log.info("Job %d matched for queue %s (owner %s/%s)", jobID, name, match.get("Owner", ""),
-                      match.get("OwnerGroup", ""))
-        try:
-            bundle = self._writeBundle(jobID, match, ce, jobDir)
-        except PushFailure as exc:
-            self._finish(jobID, JobStatus.FAILED, exc.minorStatus, exc.message)
+    def pushAllocation(self, name: str, ce: ComputingElement, matches: list[dict[str, Any]]) -> bool:
+        """Bundle the matched jobs and submit them to ``ce`` as one batch job; False when the CE refused it."""
+        prepared: list[tuple[int, dict[str, Any], Path]] = []
+        for match in matches:
+            jobID = int(match["JobID"])
+            jobDir = self.workDirectory / str(jobID)
+            shutil.rmtree(jobDir, ignore_errors=True)
+            jobDir.mkdir(parents=True)
+            self.log.info("Job %d matched for queue %s (owner %s/%s)", jobID, name, match.get("Owner", ""),
+                          match.get("OwnerGroup", ""))
+            try:
+                prepared.append((jobID, *self._preparePayload(jobID, match, ce, jobDir)))
+            except PushFailure as exc:
+                self._finish(jobID, JobStatus.FAILED, exc.minorStatus, exc.message)
+        if not prepared:
             return True
+        jobIDs = [jobID for jobID, _, _ in prepared]
+        if len(prepared) == 1:
+            node = ""
+            bundle = self.workDirectory / str(jobIDs[0]) / f"job-{jobIDs[0]}.py"
+            bundle.write_text(buildBundle(prepared[0][1], prepared[0][2]))
+        else:
+            node = f"node-{jobIDs[0]}"
+            (self.workDirectory / node).mkdir(exist_ok=True)
+            bundle = self.workDirectory / node / f"{node}.py"
+            bundle.write_text(buildNodeBundle([(payload, inputs) for _, payload, inputs in prepared]))
         result = ce.submitJob(str(bundle), None, numberOfJobs=1)
         if not result["OK"]:
-            self._failed(name, f"Job {jobID}: the CE refused its bundle: {result['Message']}")
-            rescheduled = self.jobManager.rescheduleJob(jobID)
-            if not rescheduled["OK"]:  # it stays Matched: the StalledJobAgent reschedules it after MatchedTime
-                self.log.error("Job %d: cannot reschedule it: %s", jobID, rescheduled["Message"])
-            shutil.rmtree(jobDir, ignore_errors=True)
+            self._failed(name, f"Job(s) {', '.join(map(str, jobIDs))}: the CE refused the bundle: {result['Message']}")
+            for jobID in jobIDs:
+                rescheduled = self.jobManager.rescheduleJob(jobID)
+                if not rescheduled["OK"]:  # it stays Matched: the StalledJobAgent reschedules it after MatchedTime
+                    self.log.error("Job %d: cannot reschedule it: %s", jobID, rescheduled["Message"])
+                shutil.rmtree(self.workDirectory / str(jobID), ignore_errors=True)
+            if node:
+                shutil.rmtree(self.workDirectory / node, ignore_errors=True)
             return False
-        job = PushedJob(jobID, name, result["Value"][0])
-        self.pushed[jobID] = job
-        (jobDir / STATE_FILE).write_text(json.dumps(asdict(job)))
-        self._report(jobID, JobStatus.RUNNING, SUBMITTED_TO_CE, f"Queued in {ce.ceName}")
-        self._parameters(jobID, [("Pilot_Reference", job.reference), ("GridCE", ce.ceName),
-                                 ("Site", str(ce.getParameter("Site"))), ("PilotAgent", SOURCE)])
-        self.log.info("Job %d: bundle submitted to %s as %s", jobID, ce.ceName, job.reference)
+        reference = result["Value"][0]
+        for jobID in jobIDs:
+            job = PushedJob(jobID, name, reference, node=node)
+            self.pushed[jobID] = job
+            (self.workDirectory / str(jobID) / STATE_FILE).write_text(json.dumps(asdict(job)))
+            self._report(jobID, JobStatus.RUNNING, SUBMITTED_TO_CE, f"Queued in {ce.ceName}")
+            self._parameters(jobID, [("Pilot_Reference", reference), ("GridCE", ce.ceName),
+                                     ("Site", str(ce.getParameter("Site"))), ("PilotAgent", SOURCE)])
+        self.log.info("Job(s) %s: bundle submitted to %s as %s", ", ".join(map(str, jobIDs)), ce.ceName, reference)
         return True
 
-    def _writeBundle(self, jobID: int, match: dict[str, Any], ce: ComputingElement, jobDir: Path) -> Path:
+    def _preparePayload(self, jobID: int, match: dict[str, Any], ce: ComputingElement, jobDir: Path
+                        ) -> tuple[dict[str, Any], Path]:
+        """(payload description, directory of its input files) of a matched job."""
         try:
             description = PayloadDescription.fromJDL(match["JDL"])
         except InvalidArgument as exc:
@@ -257,38 +299,39 @@ class PushJobAgent(QueueAgent):
         settings = JobWrapperSettings.fromCS()
         payload = payloadDescription(jobID, description, str(ce.getParameter("Site")),
                                      settings.MaxWallClockTime, settings.OutputSandboxLimit)
-        bundle = jobDir / f"job-{jobID}.py"
-        bundle.write_text(buildBundle(payload, inputs))
-        return bundle
+        return payload, inputs
 
     # -- following -----------------------------------------------------------------------------------------------
     def followJobs(self) -> int:
         """Read the batch states of the pushed jobs, heartbeat the live ones, report the ended ones; how many ended."""
-        byQueue: dict[str, list[PushedJob]] = {}
+        byQueue: dict[str, dict[str, list[PushedJob]]] = {}
         for job in self.pushed.values():
-            byQueue.setdefault(job.queue, []).append(job)
+            byQueue.setdefault(job.queue, {}).setdefault(job.reference, []).append(job)
         queues = self.queues()
         ended = 0
-        for name, jobs in byQueue.items():
+        for name, batchJobs in byQueue.items():
             if name not in queues:
-                self.log.warning("queue %s is no longer configured: %d pushed job(s) not followed", name, len(jobs))
+                self.log.warning("queue %s is no longer configured: %d pushed job(s) not followed", name,
+                                 sum(map(len, batchJobs.values())))
                 continue
             ce = self._ce(name, queues[name])
-            statuses = ce.getJobStatus([job.reference for job in jobs])
+            statuses = ce.getJobStatus(list(batchJobs))
             if not statuses["OK"]:
-                self.log.warning("queue %s: cannot read the states of %d pushed job(s): %s", name, len(jobs),
+                self.log.warning("queue %s: cannot read the states of %d batch job(s): %s", name, len(batchJobs),
                                  statuses["Message"])
                 continue
-            for job in jobs:
-                status = statuses["Value"].get(job.reference, "Unknown")
+            for reference, jobs in batchJobs.items():
+                status = statuses["Value"].get(reference, "Unknown")
                 if status in PILOT_FINAL_STATES:
-                    self.collectJob(job, ce, status)
-                    ended += 1
+                    self.collectBatchJob(jobs, ce, status)
+                    ended += len(jobs)
                     continue
-                if status == RUNNING and job.ceStatus != RUNNING:
-                    self._report(job.jobID, JobStatus.RUNNING, JobMinorStatus.APPLICATION, f"Running in {ce.ceName}")
-                job.ceStatus = status
-                self._heartBeat(job, ce)
+                for job in jobs:
+                    if status == RUNNING and job.ceStatus != RUNNING:
+                        self._report(job.jobID, JobStatus.RUNNING, JobMinorStatus.APPLICATION,
+                                     f"Running in {ce.ceName}")
+                    job.ceStatus = status
+                    self._heartBeat(job, ce)
         return ended
 
     def _heartBeat(self, job: PushedJob, ce: ComputingElement) -> None:
@@ -296,22 +339,36 @@ class PushJobAgent(QueueAgent):
         if not result["OK"]:
             self.log.warning("Job %d: heartbeat not sent: %s", job.jobID, result["Message"])
         elif isinstance(result["Value"], dict) and "Kill" in result["Value"]:
-            self.log.info("Job %d: Kill command: cancelling %s", job.jobID, job.reference)
-            killed = ce.killJob(job.reference)
-            if not killed["OK"]:
-                self.log.error("Job %d: cannot cancel %s: %s", job.jobID, job.reference, killed["Message"])
-                return
+            others = [other.jobID for other in self.pushed.values()
+                      if other.reference == job.reference and other.jobID != job.jobID]
+            if others:  # its node runs other jobs: they go on, its result will be ignored
+                self.log.info("Job %d: Kill command: left to end in %s with job(s) %s, its result ignored", job.jobID,
+                              job.reference, ", ".join(map(str, others)))
+            else:
+                self.log.info("Job %d: Kill command: cancelling %s", job.jobID, job.reference)
+                killed = ce.killJob(job.reference)
+                if not killed["OK"]:
+                    self.log.error("Job %d: cannot cancel %s: %s", job.jobID, job.reference, killed["Message"])
+                    return
             self._forget(job.jobID)
 
-    def collectJob(self, job: PushedJob, ce: ComputingElement, ceStatus: str) -> None:
-        """Report an ended batch job: its outputs and parameters, then Done or Failed."""
+    def collectBatchJob(self, jobs: list[PushedJob], ce: ComputingElement, ceStatus: str) -> None:
+        """Report the jobs of an ended batch job, each from its part of the batch job's output."""
+        reference = jobs[0].reference
+        reason = ce.statusReason(reference)
+        output = ce.getJobOutput(reference)
+        for job in jobs:
+            self.collectJob(job, ce, ceStatus, reason, jobOutput(output["Value"][0], job.jobID) if output["OK"]
+                            else None, "" if output["OK"] else output["Message"])
+
+    def collectJob(self, job: PushedJob, ce: ComputingElement, ceStatus: str, reason: str, stdout: str | None,
+                   outputError: str = "") -> None:
+        """Report an ended job: its outputs and parameters, then Done or Failed."""
         jobID = job.jobID
-        reason = ce.statusReason(job.reference)
-        output = ce.getJobOutput(job.reference)
         try:
-            if not output["OK"]:
-                raise BundleError(f"cannot read the batch job's output: {output['Message']}")
-            result = parseResult(output["Value"][0])
+            if stdout is None:
+                raise BundleError(f"cannot read the batch job's output: {outputError}")
+            result = parseResult(stdout)
         except BundleError as exc:
             minor = JobMinorStatus.RECEIVED_KILL_SIGNAL if ceStatus == ABORTED else JobMinorStatus.JOB_WRAPPER_EXECUTION
             self._finish(jobID, JobStatus.FAILED, minor, f"{ce.ceName} says {ceStatus}"
@@ -387,10 +444,12 @@ class PushJobAgent(QueueAgent):
         self._report(jobID, status, minorStatus)
 
     def _forget(self, jobID: int) -> None:
-        self.pushed.pop(jobID, None)
+        job = self.pushed.pop(jobID, None)
         jobDir = self.workDirectory / str(jobID)
         if self.am_getOption("CleanTask"):
             shutil.rmtree(jobDir, ignore_errors=True)
+            if job is not None and job.node and not any(other.node == job.node for other in self.pushed.values()):
+                shutil.rmtree(self.workDirectory / job.node, ignore_errors=True)
         else:
             (jobDir / STATE_FILE).unlink(missing_ok=True)
 

@@ -13,6 +13,11 @@ call to ``main(BUNDLE)``, as one Python file (``PushBundle.buildBundle``). On th
    ``CPUTime`` (s of the payload and its children), ``WallClockTime``, ``HostName``,
    ``MissingFiles``, ``Error`` and ``Outputs`` (base64 of a tar.gz of the output sandbox files).
 
+A whole-node bundle (``PushBundle.buildNodeBundle``) holds several such bundles (``BUNDLES``,
+by job ID) and calls ``mainNode``: each job runs at once in its own directory ``job-<JobID>`` and
+forked process, as above, and when all have ended their outputs are printed one after the other,
+each after a line ``JOB_MARKER`` naming its job.
+
 It needs Python 3.8 or later. It never opens a network connection: the agent reads the block from the batch job's output and
 reports everything to the server. Its exit code is the payload's (capped at 255), or 2 when the
 runner itself failed before running the payload (the block then says why).
@@ -38,6 +43,8 @@ import time
 RESULT_BEGIN = "==== dirac-push-result begin ===="
 RESULT_END = "==== dirac-push-result end ===="
 PAYLOAD_FILE = "payload.json"
+JOB_MARKER = "==== dirac-push-job {} ===="
+RUNNER_OUTPUT = "runner.out"
 #: environment variables that would point the payload at credentials or at the server
 _PRIVATE_PREFIXES = ("X509_", "BEARER_TOKEN", "DIRAC")
 EXIT_RUNNER_FAILED = 2
@@ -171,3 +178,49 @@ def main(bundle: str) -> int:
         result["Error"] = result["Error"] or f"cannot pack the output sandbox: {exc}"
     printResult(result)
     return EXIT_RUNNER_FAILED if result["ExitCode"] is None else min(int(result["ExitCode"]), 255)
+
+
+def _runForked(bundle: str, directory: str) -> int:
+    """Fork a process running ``bundle`` in ``directory``, its output in ``RUNNER_OUTPUT`` there; its pid."""
+    os.makedirs(directory, exist_ok=True)
+    output = os.open(os.path.join(directory, RUNNER_OUTPUT), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        os.close(output)
+        return pid
+    code = EXIT_RUNNER_FAILED
+    try:
+        os.chdir(directory)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        code = main(bundle)
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
+def mainNode(bundles: dict) -> int:
+    """Run the bundled jobs side by side on this node; print each one's output after its marker; 0."""
+    base = os.getcwd()
+    children = {}
+    for jobID, bundle in bundles.items():
+        children[_runForked(bundle, os.path.join(base, f"job-{jobID}"))] = jobID
+    print(f"running {len(children)} job(s) side by side: {', '.join(map(str, bundles))}", flush=True)
+    while children:
+        try:
+            pid, _ = os.wait()
+        except ChildProcessError:
+            break
+        jobID = children.pop(pid, None)
+        if jobID is not None:
+            print(f"job {jobID} ended", flush=True)
+    for jobID in bundles:
+        print(JOB_MARKER.format(jobID), flush=True)
+        try:
+            with open(os.path.join(base, f"job-{jobID}", RUNNER_OUTPUT)) as handle:
+                sys.stdout.write(handle.read())
+        except OSError as exc:
+            print(f"no output of job {jobID}: {exc}")
+        sys.stdout.flush()
+    return 0
