@@ -22,7 +22,8 @@ import pytest
 import requests
 
 SCRIPT = Path(__file__).parents[1] / "servers" / "oidc" / "oidc.sh"
-USERS = {"alice": ("alice-password", "a1b2c3d4-alice"), "bob": ("bob-password", "e5f6a7b8-bob")}
+USERS = {"alice": ("alice-password", "a1b2c3d4-alice"), "bob": ("bob-password", "e5f6a7b8-bob"),
+         "carol": ("carol-password", "c9d0e1f2-carol")}  # carol: not in the Registry
 
 
 @dataclass

@@ -6,8 +6,8 @@
 //
 // Clients: dirac-cli (public: device_code, refresh_token), dirac-server and dirac-pilot
 // (confidential: client_credentials, refresh_token). Access tokens for the resource
-// "dirac" are JWTs (ES256) with the audience "dirac" and the users' wlcg.groups and
-// eduperson_entitlement claims. The device flow's browser step is a plain HTML form
+// "dirac" are JWTs (ES256) with the audience "dirac" and the users' wlcg.groups,
+// eduperson_entitlement, preferred_username and email claims. The device flow's browser step is a plain HTML form
 // round trip (user code, confirm, login, consent), so an HTTP client can complete it.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,15 @@ const USERS = {
     password: 'bob-password',
     claims: {
       sub: 'e5f6a7b8-bob', name: 'Bob Test', preferred_username: 'bob', email: 'bob@example.invalid',
+      'wlcg.groups': ['/dirac', '/dirac/user'],
+      eduperson_entitlement: [],
+    },
+  },
+  // not in DIRAC's Registry: registered at her first call where the provider has RegisterUsers
+  carol: {
+    password: 'carol-password',
+    claims: {
+      sub: 'c9d0e1f2-carol', name: 'Carol Test', preferred_username: 'Carol', email: 'carol@example.invalid',
       'wlcg.groups': ['/dirac', '/dirac/user'],
       eduperson_entitlement: [],
     },
@@ -125,7 +134,8 @@ const provider = new Provider(issuer, {
     }
     const user = bySub[token.accountId];
     if (!user) return undefined;
-    return { 'wlcg.groups': user.claims['wlcg.groups'], eduperson_entitlement: user.claims.eduperson_entitlement };
+    return { 'wlcg.groups': user.claims['wlcg.groups'], eduperson_entitlement: user.claims.eduperson_entitlement,
+      preferred_username: user.claims.preferred_username, email: user.claims.email };
   },
   interactions: { url: async (ctx, interaction) => `/interaction/${interaction.uid}` },
   renderError: async (ctx, out) => { ctx.type = 'html'; ctx.body = html('Error', `<pre>${escape(out.error)}: ${escape(out.error_description || '')}</pre>`); },

@@ -49,6 +49,11 @@ class CSAPI:
         value = self._cfg().getOption(path, default)
         return value if not isinstance(value, CFG) else default
 
+    def listSections(self, path: str) -> list[str]:
+        """Names of the sections under ``path`` (none when it is missing)."""
+        section = getSection(self._cfg(), path)
+        return list(section.listSections()) if section is not None else []
+
     def setOption(self, path: str, value: Any) -> None:
         setOption(self._cfg(), path, str(value))
         self.changes.append(f"set {path} = {value}")

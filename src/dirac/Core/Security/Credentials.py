@@ -197,12 +197,18 @@ def credentialsFromToken(token: str) -> dict[str, Any]:
     claims = validateToken(token)
     subject = str(claims["sub"])
     username = Registry.getUsernameForID(subject)
+    provider = IdProviders.idProviderForIssuer(claims["iss"])
+    if username is None and provider is not None and provider.registerUsers and provider.mapsGroups:
+        from dirac.ConfigurationSystem.Client.UserRegistry import UnregisteredSubject, registeredUsername
+
+        username = registeredUsername(claims)
+        if username is None:
+            raise UnregisteredSubject(provider, claims)
     if username is None:
         raise AuthenticationError(f"token subject {subject} (issuer {claims['iss']}) is not registered")
     dns = Registry.getDNsForUsername(username)
     creds: dict[str, Any] = {"DN": dns[0] if dns else None, "ID": subject, "issuer": claims["iss"],
                              "isProxy": False, "isLimitedProxy": False, "authMethod": "JWT"}
-    provider = IdProviders.idProviderForIssuer(claims["iss"])
     if provider is not None and provider.mapsGroups:
         creds.update(_providerCredentials(provider, username, claims))
     else:

@@ -12,6 +12,8 @@ CS layout (option names as DIRAC's where DIRAC has them)::
       Audience = dirac                           # the "aud" DIRAC requires in access tokens (default dirac)
       CAFile = /etc/grid-security/idp-ca.pem     # CAs of the IdP's TLS certificate (default: the system's)
       GroupClaims = wlcg.groups, eduperson_entitlement
+      RegisterUsers = no                         # yes: unknown subjects the provider grants a group join the
+      UsernameClaim = preferred_username         #   Registry at their first call (ConfigurationSystem/Client/UserRegistry)
       Groups                                     # DIRAC group = claim values that grant it
       {
         dirac_user = /dirac/user
@@ -59,6 +61,8 @@ class IdProvider:
     caFile: str = ""
     groupClaims: tuple[str, ...] = ()
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    registerUsers: bool = False
+    usernameClaim: str = "preferred_username"
 
     @property
     def verify(self) -> str | bool:
@@ -93,7 +97,9 @@ def _provider(name: str) -> IdProvider:
     return IdProvider(name=name, issuer=opts["issuer"].rstrip("/"), clientID=opts.get("client_id", ""),
                       clientSecret=opts.get("client_secret", ""), scope=opts.get("scope", ""),
                       audience=opts.get("Audience") or DEFAULT_AUDIENCE, caFile=opts.get("CAFile", ""),
-                      groupClaims=tuple(toList(opts.get("GroupClaims", "wlcg.groups"))), groups=groups)
+                      groupClaims=tuple(toList(opts.get("GroupClaims", "wlcg.groups"))), groups=groups,
+                      registerUsers=opts.get("RegisterUsers", "no").lower() in ("y", "yes", "true"),
+                      usernameClaim=opts.get("UsernameClaim") or "preferred_username")
 
 
 def getIdProvider(name: str) -> IdProvider:

@@ -137,7 +137,7 @@ class RPCEndpoint(tornado.web.RequestHandler):
         started = time.monotonic()
         method, credDict = "?", {}
         try:
-            credDict = self.server.authenticate(self.request)
+            credDict = await self.server.authenticateCall(self.request)
             method, args, fields = self._parseCall()
             exported = self.serviceClass.exportedMethods.get(method)
             if exported is None:
@@ -210,7 +210,7 @@ class PilotFileEndpoint(tornado.web.RequestHandler):
 
     async def get(self, name: str) -> None:
         try:
-            credDict = self.server.authenticate(self.request)
+            credDict = await self.server.authenticateCall(self.request)
         except DiracError as exc:
             self.set_status(_statusFor(exc))
             self.finish(exc.message)

@@ -141,6 +141,17 @@ class TornadoServer:
             self._thread.join(10)
 
     # -- authentication -------------------------------------------------------------------------
+    async def authenticateCall(self, request: HTTPServerRequest) -> dict[str, Any]:
+        """``authenticate``; a token subject to be added to the Registry first is added in the thread pool
+        (it commits to the Configuration Server, maybe this very server: never on the event loop)."""
+        from dirac.ConfigurationSystem.Client.UserRegistry import UnregisteredSubject
+
+        try:
+            return self.authenticate(request)
+        except UnregisteredSubject as pending:
+            await asyncio.get_running_loop().run_in_executor(self.executor, pending.register)
+        return self.authenticate(request)
+
     def authenticate(self, request: HTTPServerRequest) -> dict[str, Any]:
         """The caller's credentials from its bearer token or TLS certificate chain."""
         from dirac.Core.Security.Credentials import credentialsFromChain, credentialsFromToken
