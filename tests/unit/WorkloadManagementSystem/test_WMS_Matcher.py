@@ -227,3 +227,42 @@ def test_withoutCache_everyRequestLooksUpItsQueues(wms, makeJDL) -> None:
     matcher.requestJob(RESOURCE)
     matcher.requestJob(RESOURCE)
     assert counting.lookups == 2
+
+
+# -- the hot path: one claim transaction, one status transaction ---------------------------------------------------
+def test_claimFirstJob_takesFromTheFirstQueueWithAJob_andRemovesTheEmptiedOnes(wms, makeJDL) -> None:
+    [single] = wms.submitWaiting(makeJDL(), owner="alice")
+    pair = wms.submitWaiting(makeJDL(Parameters=2), owner="bob")
+    tqOf = {jobID: wms.tqDB.getTaskQueueForJob(jobID) for jobID in [single, *pair]}
+    claimed, newest, emptied = wms.tqDB.claimFirstJob([tqOf[single], tqOf[pair[0]]])
+    assert claimed == (single, 1, tqOf[single]) and newest is None and emptied == [tqOf[single]]
+    assert set(wms.tqDB.retrieveTaskQueues()) == {tqOf[pair[0]]}
+    claimed, _, emptied = wms.tqDB.claimFirstJob([tqOf[single], tqOf[pair[0]]])
+    assert claimed == (pair[0], 1, tqOf[pair[0]]) and emptied == [tqOf[single]]  # the first gone, the second left
+
+
+def test_claimFirstJob_claimsNothingWhenATaskQueueWasCreatedSince(wms, makeJDL) -> None:
+    [first] = wms.submitWaiting(makeJDL())
+    newest = wms.tqDB.newestTaskQueueID()
+    wms.submitWaiting(makeJDL(), owner="bob")
+    tq = wms.tqDB.getTaskQueueForJob(first)
+    assert wms.tqDB.claimFirstJob([tq], newest=newest) == (None, wms.tqDB.newestTaskQueueID(), [])
+    assert wms.tqDB.getTaskQueueForJob(first) == tq
+
+
+def test_setJobMatched_dropsOldCommandsLogsOnce_andRefusesAJobNoLongerWaiting(wms, makeJDL) -> None:
+    from dirac.WorkloadManagementSystem.Logic.Exceptions import StatusConflict
+    from dirac.WorkloadManagementSystem.Logic.JobState import setJobMatched
+
+    jobID, killed = wms.submitWaiting(makeJDL(Parameters=2))
+    wms.jobDB.setJobCommand(jobID, "Kill")
+    jdl = setJobMatched(wms.jobDB, wms.loggingDB, jobID, "LCG.CERN.ch", source="Matcher/test")
+    assert "/bin/true" in jdl and wms.jobDB.popJobCommands(jobID) == {}
+    attributes = wms.jobDB.getJobAttributes(jobID, ["Status", "MinorStatus", "Site"])
+    assert attributes == {"Status": "Matched", "MinorStatus": "Assigned", "Site": "LCG.CERN.ch"}
+    last = wms.loggingDB.getJobLoggingInfo(jobID)[-1]
+    assert (last["Status"], last["MinorStatus"], last["Source"]) == ("Matched", "Assigned", "Matcher/test")
+    setJobStatus(wms.jobDB, wms.loggingDB, killed, "Killed", source="Test")
+    with pytest.raises(StatusConflict, match="no longer Waiting"):
+        setJobMatched(wms.jobDB, wms.loggingDB, killed, "LCG.CERN.ch")
+    assert wms.jobDB.getJobAttribute(killed, "Status") == "Killed"

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
+from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 from DIRACCommon.WorkloadManagementSystem.DB.JobDBUtils import extractJDL
 from sqlalchemy import (
     Boolean,
@@ -257,6 +258,26 @@ class JobDB(DB):
                 if changed != len(group):  # cannot happen while the rows are locked; never write blindly anyway
                     raise NotFound(f"Job(s) {_idRange(group)} changed status under our feet (expected {status})")
         return done
+
+    def setWaitingJobMatched(self, jobID: int, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The Matcher's one transaction on a claimed job: ``values`` (Status Matched ...) set if it is still Waiting.
+
+        Also drops the commands left over from an earlier attempt. Returns {ApplicationStatus, JDL}
+        (the processed JDL), or None when the job is no longer Waiting (nothing is changed then).
+        """
+        jobs, jdls, commands = self.jobs, self.jobJDLs, self.jobCommands
+        with self.transaction("setWaitingJobMatched") as conn:
+            if conn.execute(update(jobs).where(jobs.c.JobID == jobID, jobs.c.Status == JobStatus.WAITING)
+                            .values(dict(values))).rowcount != 1:
+                return None
+            row = conn.execute(select(jobs.c.ApplicationStatus, jdls.c.JDL)
+                               .select_from(jobs.outerjoin(jdls, jdls.c.JobID == jobs.c.JobID))
+                               .where(jobs.c.JobID == jobID)).one()
+            conn.execute(update(commands).where(commands.c.JobID == jobID, commands.c.Status == "Received")
+                         .values(Status="Sent", ExecutionTime=values.get("LastUpdateTime") or utcnow()))
+        if row.JDL is None:
+            raise NotFound(f"Job {jobID} has no JDL (unknown job)")
+        return {"ApplicationStatus": row.ApplicationStatus, "JDL": extractJDL(row.JDL)}
 
     def _archiveParameters(self, conn: Connection, jobID: int, cycle: int) -> None:
         params = self.jobParameters

@@ -5,6 +5,13 @@ and processors, plus the sets in tq_TQToSites, tq_TQToBannedSites, tq_TQToPlatfo
 and tq_TQToGridCEs; tq_Jobs holds its jobs with their priority. Matching looks only at task
 queues (one indexed query), then claims one job of the chosen queue by deleting its tq_Jobs
 row: whoever deletes the row owns the job, so a job is handed out once however many ask.
+
+``claimFirstJob`` tries several task queues in one transaction: on MariaDB/MySQL each look is a
+``SELECT ... LIMIT 2 FOR UPDATE SKIP LOCKED`` walking the index ``(TQId, Priority DESC, JobId)``
+(concurrent claimers skip each other's rows instead of waiting; the DESC column, honoured from
+MariaDB 10.8 and MySQL 8, spares a sort that would lock every job of the queue). A database made
+before this index existed keeps its old one; add it with
+``CREATE INDEX ix_tq_Jobs_TQId_PriorityDesc ON tq_Jobs (TQId, Priority DESC, JobId)``.
 """
 
 from __future__ import annotations
@@ -113,8 +120,8 @@ class TaskQueueDB(DB):
         Column("JobId", Integer, primary_key=True, autoincrement=False),
         Column("TQId", Integer, ForeignKey("tq_TaskQueues.TQId", ondelete="CASCADE"), nullable=False),
         Column("Priority", Integer, nullable=False, default=0),
-        Index("ix_tq_Jobs_TQId_Priority", "TQId", "Priority", "JobId"),
     )
+    Index("ix_tq_Jobs_TQId_PriorityDesc", tqJobs.c.TQId, tqJobs.c.Priority.desc(), tqJobs.c.JobId)
     valueTables = {
         "Sites": _valueTable("tq_TQToSites", metadata),
         "BannedSites": _valueTable("tq_TQToBannedSites", metadata),
@@ -126,6 +133,14 @@ class TaskQueueDB(DB):
     def __init__(self, url: str | None = None, *, createTables: bool = True):
         super().__init__(url, createTables=createTables)
         self._matchQueries: dict[tuple[int, tuple[str, ...]], Select[Any]] = {}
+        jobs = self.tqJobs
+        # built once: the claim runs for every match
+        self._bestJobs = self.selectForUpdateSkipLocked(
+            select(jobs.c.JobId, jobs.c.Priority).where(jobs.c.TQId == bindparam("tqID"))
+            .order_by(jobs.c.Priority.desc(), jobs.c.JobId).limit(2))
+        self._deleteJob = delete(jobs).where(jobs.c.JobId == bindparam("jobID"))
+        self._anyJob = select(jobs.c.JobId).where(jobs.c.TQId == bindparam("tqID")).limit(1)
+        self._newest = select(func.max(self.taskQueues.c.TQId))
 
     # -- filling ----------------------------------------------------------------------------------------------
     def _taskQueueID(self, conn: Connection, normalised: Mapping[str, Any], digest: str) -> int:
@@ -237,24 +252,52 @@ class TaskQueueDB(DB):
 
     def claimJob(self, tqID: int) -> tuple[int | None, int, bool]:
         """Take the highest priority job out of a task queue: (JobID or None, its priority, whether jobs remain)."""
-        jobs = self.tqJobs
-        query = (select(jobs.c.JobId, jobs.c.Priority).where(jobs.c.TQId == tqID)
-                 .order_by(jobs.c.Priority.desc(), jobs.c.JobId).limit(1))
-        with self.transaction("claimJob") as conn:
-            row = conn.execute(self.selectForUpdateSkipLocked(query)).first()
-            claimed = row is not None and conn.execute(delete(jobs).where(jobs.c.JobId == row.JobId)).rowcount == 1
-        # Looked at after the commit, in a fresh snapshot: of pilots emptying a queue together,
-        # the last to commit sees every claim and so reports it empty.
-        with self.connection("claimJob") as conn:
-            remaining = conn.scalar(select(jobs.c.JobId).where(jobs.c.TQId == tqID).limit(1)) is not None
-        if not claimed:
+        claimed, _, _ = self.claimFirstJob([tqID], deleteEmptied=False)
+        with self.connection("claimJob") as conn:  # after the commit: see the comment in claimFirstJob
+            remaining = conn.scalar(self._anyJob, {"tqID": tqID}) is not None
+        if claimed is None:
             return None, 0, remaining
-        return int(row.JobId), int(row.Priority), remaining
+        return claimed[0], claimed[1], remaining
+
+    def claimFirstJob(self, tqIDs: Sequence[int], newest: int | None = None, deleteEmptied: bool = True
+                      ) -> tuple[tuple[int, int, int] | None, int | None, list[int]]:
+        """Take the best job of the first of these task queues that has one nobody else is taking.
+
+        Returns ((JobID, priority, TQId) or None, the newest TQId when ``newest`` was given, the task
+        queues found empty). All in one transaction; when ``newest`` is given and a task queue was
+        created since (MAX(TQId) differs), nothing is claimed, so that the caller can look again.
+        With ``deleteEmptied``, queues left without jobs are removed after the commit.
+        """
+        claimed: tuple[int, int, int] | None = None
+        maybeEmpty: list[int] = []
+        current = None
+        with self.transaction("claimFirstJob") as conn:
+            if newest is not None:
+                current = int(conn.scalar(self._newest) or 0)
+                if current != newest:
+                    return None, current, []
+            for tqID in tqIDs:
+                rows = conn.execute(self._bestJobs, {"tqID": tqID}).all()
+                if rows and conn.execute(self._deleteJob, {"jobID": rows[0].JobId}).rowcount == 1:
+                    claimed = (int(rows[0].JobId), int(rows[0].Priority), int(tqID))
+                    if len(rows) < 2:
+                        maybeEmpty.append(tqID)
+                    break
+                maybeEmpty.append(tqID)
+        emptied = []
+        # Looked at after the commit, in a fresh snapshot: of pilots emptying a queue together,
+        # the last to commit sees every claim and so finds it empty.
+        if maybeEmpty and deleteEmptied:
+            with self.connection("claimFirstJob") as conn:
+                emptied = [tqID for tqID in maybeEmpty if conn.scalar(self._anyJob, {"tqID": tqID}) is None]
+            for tqID in emptied:
+                self.deleteTaskQueueIfEmpty(tqID)
+        return claimed, current, emptied
 
     def newestTaskQueueID(self) -> int:
         """The highest TQId in use (0 when there is none): it changes when a task queue is created."""
         with self.connection("newestTaskQueueID") as conn:
-            return int(conn.scalar(select(func.max(self.taskQueues.c.TQId))) or 0)
+            return int(conn.scalar(self._newest) or 0)
 
     def deleteTaskQueueIfEmpty(self, tqID: int) -> bool:
         """Remove a task queue that has no job left; True when it was removed."""

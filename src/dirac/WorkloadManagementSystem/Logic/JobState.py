@@ -103,6 +103,28 @@ def setJobStatus(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, status: str 
     return setJobsStatus(jobDB, loggingDB, [jobID], status, minorStatus, applicationStatus, source, **kwargs)[jobID]
 
 
+def setJobMatched(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, site: str, source: str = "Matcher",
+                  minorStatus: str = "Assigned") -> str:
+    """Waiting -> Matched for a job the Matcher took out of its task queue; its processed JDL.
+
+    The Matcher's hot path, as setJobStatus(..., MATCHED, expectedStatus=WAITING) would do it but in
+    one JobDB transaction (conditional UPDATE, JDL read, stale commands dropped) and one logging
+    insert. Raises StatusConflict when the job is no longer Waiting (nothing is changed then).
+    """
+    if not isLegalTransition(JobStatus.WAITING, JobStatus.MATCHED):  # DIRACCommon's state machine decides
+        raise IllegalTransition(f"Job {jobID}: illegal status transition {JobStatus.WAITING} -> {JobStatus.MATCHED}")
+    now = utcnow()
+    values = {"Status": JobStatus.MATCHED, "MinorStatus": minorStatus[:128], "LastUpdateTime": now, "Site": site}
+    done = jobDB.setWaitingJobMatched(jobID, values)
+    if done is None:
+        raise StatusConflict(f"Job {jobID}: status is no longer {JobStatus.WAITING}")
+    loggingDB.addLoggingRecords([{"JobID": jobID, "Status": JobStatus.MATCHED, "MinorStatus": values["MinorStatus"],
+                                  "ApplicationStatus": done["ApplicationStatus"], "StatusTime": now,
+                                  "Source": source}])
+    log.info("Job %s: %s -> %s (%s) by %s", jobID, JobStatus.WAITING, JobStatus.MATCHED, minorStatus, source)
+    return done["JDL"]
+
+
 def rescheduleJobs(jobDB: JobDB, loggingDB: JobLoggingDB, jobIDs: Iterable[int], source: str = "JobManager",
                    taskQueueDB: TaskQueueDB | None = None) -> dict[int, str]:
     """Send jobs back to Received for a new attempt, or to Failed past MaxRescheduling; {JobID: new status}."""

@@ -6,23 +6,29 @@ split between the group's users by ``/Registry/Users/<u>/JobShare``, default 1, 
 between each user's task queues); its highest-priority job is claimed by deleting it from the
 queue (only one claimer can) and moved Waiting -> Matched through JobState.
 
+A request costs one TaskQueueDB transaction (up to SAMPLES queues drawn by weight, each looked at
+with ``SELECT ... LIMIT 2 FOR UPDATE SKIP LOCKED`` and the first job found deleted), one JobDB
+transaction (``UPDATE ... WHERE Status='Waiting'``, the JDL, stale commands dropped) and one
+logging insert (JobState.setJobMatched). When none of the drawn queues has a free job, all are
+tried in weighted order (weightedOrder), still in one transaction.
+
 With ``candidatesCacheTime`` (the Matcher service's ``CandidatesCacheTime``), the eligible task
 queues and their weights are kept per resource shape for that many seconds, as long as no task
-queue was created meanwhile (one cheap ``MAX(TQId)`` query tells): most requests then cost a
-claim and a status change only. A queue emptied meanwhile just yields no job and the next is
-tried; a round that finds nothing looks again without the cache.
+queue was created meanwhile (``MAX(TQId)``, read in the claim's transaction, tells; then nothing
+is claimed and the queues are looked up again). Queues found empty are dropped from the cached
+list; a round that finds nothing looks again without the cache.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
-
-from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationClient import toList
@@ -32,12 +38,14 @@ from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
 from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
 from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
 from dirac.WorkloadManagementSystem.Logic.Exceptions import NoMatchFound, StatusConflict
-from dirac.WorkloadManagementSystem.Logic.JobState import setJobStatus
+from dirac.WorkloadManagementSystem.Logic.JobState import setJobMatched
 
 log = getLogger("WorkloadManagement/Matcher")
 DEFAULT_GROUP_SHARE = 1000.0
 DEFAULT_USER_SHARE = 1.0
 MAX_ROUNDS = 20
+#: task queues drawn by weight and tried in one claim transaction before all are tried in weighted order
+SAMPLES = 3
 
 
 def _asList(value: Any) -> list[str]:
@@ -111,6 +119,38 @@ def weightedOrder(weights: Mapping[int, float], rng: random.Random) -> list[int]
     return sorted(weights, key=key, reverse=True)
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The task queues a resource may take jobs from: by TQId, their fair-share weights for sampling."""
+
+    taskQueues: dict[int, dict[str, Any]]
+    weights: dict[int, float]
+    newest: int | None = None  # the newest TQId when looked up (None: not cached, not checked)
+    validUntil: float = 0.0
+    ids: list[int] = field(default_factory=list)
+    cumulative: list[float] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, taskQueues: Sequence[Mapping[str, Any]], weights: Mapping[int, float] | None = None,
+              newest: int | None = None, validUntil: float = 0.0) -> Candidates:
+        queues = {int(tq["TQId"]): dict(tq) for tq in taskQueues}
+        weights = dict(weights) if weights is not None else taskQueueShares(list(queues.values()))
+        ids = [tqID for tqID in queues if weights[tqID] > 0]
+        return cls(queues, {tqID: weights[tqID] for tqID in queues}, newest, validUntil, ids,
+                   list(itertools.accumulate(weights[tqID] for tqID in ids)))
+
+    def without(self, tqIDs: Iterable[int]) -> Candidates:
+        gone = set(tqIDs)
+        return Candidates.build([tq for tqID, tq in self.taskQueues.items() if tqID not in gone], self.weights,
+                                self.newest, self.validUntil)
+
+    def sample(self, rng: random.Random, k: int) -> list[int]:
+        """Up to ``k`` distinct TQIds drawn by weight (the first one exactly as weightedOrder's first)."""
+        if not self.ids:
+            return []
+        return list(dict.fromkeys(rng.choices(self.ids, cum_weights=self.cumulative, k=k)))
+
+
 class Matcher:
     """requestJob over a TaskQueueDB and JobDB/JobLoggingDB."""
 
@@ -121,41 +161,58 @@ class Matcher:
         self.taskQueueDB = taskQueueDB
         self.rng = rng or random.Random()
         self.candidatesCacheTime = candidatesCacheTime
-        #: resource shape -> (valid until, newest TQId then, eligible task queues, their weights)
-        self._candidates: dict[str, tuple[float, int, list[dict[str, Any]], dict[int, float]]] = {}
+        #: resource shape -> the eligible task queues when last looked up
+        self._candidates: dict[str, Candidates] = {}
         self._lock = threading.Lock()
 
-    def _eligible(self, resource: Mapping[str, Any], fresh: bool) -> tuple[list[dict[str, Any]], dict[int, float]]:
+    def _eligible(self, resource: Mapping[str, Any], key: str, fresh: bool) -> Candidates:
         """The task queues this resource may take jobs from, and their fair-share weights."""
         if self.candidatesCacheTime <= 0:
-            taskQueues = self.taskQueueDB.matchingTaskQueues(resource)
-            return taskQueues, taskQueueShares(taskQueues)
-        key = repr(sorted(resource.items()))
-        newest = self.taskQueueDB.newestTaskQueueID()
+            return Candidates.build(self.taskQueueDB.matchingTaskQueues(resource))
         now = time.monotonic()
         with self._lock:
             cached = self._candidates.get(key)
-        if not fresh and cached and cached[0] > now and cached[1] == newest:
-            return cached[2], cached[3]
-        taskQueues = self.taskQueueDB.matchingTaskQueues(resource)
-        weights = taskQueueShares(taskQueues)
+        if not fresh and cached and cached.validUntil > now:
+            return cached  # whether a task queue was created since is checked in the claim's transaction
+        newest = self.taskQueueDB.newestTaskQueueID()
+        candidates = Candidates.build(self.taskQueueDB.matchingTaskQueues(resource), newest=newest,
+                                      validUntil=now + self.candidatesCacheTime)
         with self._lock:
-            self._candidates[key] = (now + self.candidatesCacheTime, newest, taskQueues, weights)
-        return taskQueues, weights
+            self._candidates[key] = candidates
+        return candidates
 
-    def _claim(self, tqIDs: list[int]) -> tuple[int, int, int] | None:
-        """(JobID, priority, TQId) of a job taken from the first of these task queues that has one."""
-        for tqID in tqIDs:
-            try:
-                jobID, priority, remaining = self.taskQueueDB.claimJob(tqID)
-            except DatabaseError as exc:  # e.g. a deadlock: the claim was rolled back, try elsewhere
-                log.warning("claim in task queue %s failed, trying another: %s", tqID, exc)
-                continue
-            if not remaining:
-                self.taskQueueDB.deleteTaskQueueIfEmpty(tqID)
-            if jobID is not None:
-                return jobID, priority, tqID
-        return None
+    def _forget(self, key: str, tqIDs: list[int]) -> None:
+        """Drop emptied task queues from the cached candidates."""
+        if not tqIDs or self.candidatesCacheTime <= 0:
+            return
+        with self._lock:
+            cached = self._candidates.get(key)
+            if cached is not None:
+                self._candidates[key] = cached.without(tqIDs)
+
+    def _claimFrom(self, tqIDs: list[int], newest: int | None) -> tuple[tuple[int, int, int] | None, bool, list[int]]:
+        """(claimed (JobID, priority, TQId) or None, whether a task queue was created since, emptied queues)."""
+        if not tqIDs:
+            return None, False, []
+        try:
+            claimed, current, emptied = self.taskQueueDB.claimFirstJob(tqIDs, newest=newest)
+        except DatabaseError as exc:  # e.g. a deadlock: the claim was rolled back, try again
+            log.warning("claim in task queues %s failed, trying again: %s", tqIDs[:SAMPLES], exc)
+            return None, False, []
+        return claimed, newest is not None and current != newest, emptied
+
+    def _claim(self, key: str, candidates: Candidates) -> tuple[tuple[int, int, int] | None, bool]:
+        """A job from the candidates: a few queues drawn by weight, else all in weighted order; (claimed, stale)."""
+        picks = candidates.sample(self.rng, SAMPLES)
+        claimed, stale, emptied = self._claimFrom(picks, candidates.newest)
+        self._forget(key, emptied)
+        if claimed is not None or stale:
+            return claimed, stale
+        tried = set(picks)
+        rest = [tqID for tqID in weightedOrder(candidates.weights, self.rng) if tqID not in tried]
+        claimed, stale, emptied = self._claimFrom(rest, None)
+        self._forget(key, emptied)
+        return claimed, False
 
     def requestJob(self, resourceDescription: Mapping[str, Any], source: str = "Matcher") -> dict[str, Any]:
         """Claim the job to run on this resource: {JobID, JDL, Owner, OwnerGroup, VO, JobType, ...}.
@@ -163,23 +220,28 @@ class Matcher:
         Raises NoMatchFound when no waiting job fits, InvalidArgument for a bad description.
         """
         resource = normaliseResource(resourceDescription)
-        for round_ in range(MAX_ROUNDS):
-            taskQueues, weights = self._eligible(resource, fresh=round_ > 0)
-            if not taskQueues:
-                break
-            claimed = self._claim(weightedOrder(weights, self.rng))
+        key = repr(sorted(resource.items()))
+        fresh = False
+        for _ in range(MAX_ROUNDS):
+            candidates = self._eligible(resource, key, fresh)
+            if not candidates.taskQueues:
+                if fresh or self.candidatesCacheTime <= 0:
+                    break
+                fresh = True  # the cached queues are all empty: a queue may have had jobs added since
+                continue
+            claimed, fresh = self._claim(key, candidates)
             if claimed is None:
-                continue  # every candidate was taken by concurrent matchers: look again
+                fresh = True  # every candidate was empty or taken by concurrent matchers: look again
+                continue
             jobID, priority, tqID = claimed
             try:
-                setJobStatus(self.jobDB, self.loggingDB, jobID, JobStatus.MATCHED, "Assigned", source=source,
-                             expectedStatus=JobStatus.WAITING, extraAttributes={"Site": resource["Site"]})
+                jdl = setJobMatched(self.jobDB, self.loggingDB, jobID, resource["Site"], source=source)
             except (StatusConflict, NotFound) as exc:
                 log.warning("Job %s taken from its task queue but not matched: %s", jobID, exc)
                 continue
-            queue = next(tq for tq in taskQueues if tq["TQId"] == tqID)
-            log.info("Job %s matched to %s at %s", jobID, resource.get("GridCE") or "a resource", resource["Site"])
-            return {"JobID": jobID, "JDL": self.jobDB.getJobJDL(jobID), "TaskQueueID": tqID, "UserPriority": priority,
+            queue = candidates.taskQueues[tqID]
+            log.debug("Job %s matched to %s at %s", jobID, resource.get("GridCE") or "a resource", resource["Site"])
+            return {"JobID": jobID, "JDL": jdl, "TaskQueueID": tqID, "UserPriority": priority,
                     **{key: queue[key] for key in ("Owner", "OwnerGroup", "VO", "JobType")}}
         raise NoMatchFound(f"No match found for the resource at {resource['Site']} "
                            f"(CPUTime {resource['CPUTime']}, {resource['NumberOfProcessors']} processor(s))")

@@ -72,8 +72,8 @@ class MatcherHandler(RequestHandler):
         description = (resourceFromJDL(resourceDescription) if isinstance(resourceDescription, str)
                        else resourceDescription)
         who = self.credDict.get("username") or self.credDict.get("hostname") or "a pilot"
+        # commands meant for an earlier attempt are dropped in the transaction that sets Matched
         match = self.matcher.requestJob(self._limited(description), source=f"Matcher/{who}"[:32])
-        self.matcher.jobDB.popJobCommands(match["JobID"])  # commands meant for an earlier attempt
         pilot = description.get("PilotReference") or description.get("PilotStamp")
         if pilot:
             try:
