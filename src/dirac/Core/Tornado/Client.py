@@ -48,8 +48,8 @@ def useAccessTokens() -> bool:
     return bool(gConfig.getValue("/DIRAC/Security/UseTokens", False))
 
 
-def _session(key: tuple) -> requests.Session:
-    """One keep-alive session per thread and credential set."""
+def httpSession(key: tuple) -> requests.Session:
+    """One keep-alive requests session per thread and ``key`` (e.g. the credential set), ignoring the environment."""
     cache = getattr(_sessions, "cache", None)
     if cache is None:
         cache = _sessions.cache = {}
@@ -79,6 +79,33 @@ def _proxyExpiry(path: str) -> datetime.datetime | None:
         except Exception:  # an unreadable proxy is reported by the TLS layer with its own message
             _expiries[key] = None
     return _expiries[key]
+
+
+def clientCredentials(token: str | None = None, useCertificates: bool | None = None,
+                      useAccessToken: bool | None = None, proxyLocation: str | None = None) -> tuple[dict[str, str], Any]:
+    """(extra headers, requests' cert argument) of an HTTPS client, in the order of the module docstring: a bearer
+    token, the host certificate, the user's access token, else the user's proxy (checked to exist and be valid)."""
+    token = token if token is not None else os.environ.get("DIRAC_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}, None
+    if useCertificates if useCertificates is not None else gConfig.getValue("/DIRAC/Security/UseServerCertificate",
+                                                                           False):
+        location = Locations.getHostCertificateAndKeyLocation()
+        if not location:
+            raise DiracError("no host certificate found (/DIRAC/Security/CertFile)", DErrno.ECERTFIND)
+        return {}, tuple(location)
+    if useAccessToken if useAccessToken is not None else useAccessTokens():
+        from dirac.Core.Security.Tokens import currentAccessToken
+
+        return {"Authorization": f"Bearer {currentAccessToken()}"}, None
+    proxy = proxyLocation or Locations.getProxyLocation()
+    if not proxy or not os.path.exists(proxy):
+        raise DiracError(f"no proxy found at {proxy}: run dirac-proxy-init", DErrno.EPROXYFIND)
+    expiry = _proxyExpiry(proxy)
+    if expiry is not None and expiry <= datetime.datetime.now(datetime.UTC):
+        raise DiracError(f"your proxy {proxy} expired at {expiry:%Y-%m-%d %H:%M:%S} UTC: "
+                         "run dirac-proxy-init", errno.EKEYEXPIRED)
+    return {}, proxy
 
 
 class RPCClient:
@@ -127,25 +154,7 @@ class RPCClient:
     # -- transport ---------------------------------------------------------------------------------
     def _credentials(self) -> tuple[dict[str, str], Any]:
         """(extra headers, requests' cert argument)."""
-        if self.token:
-            return {"Authorization": f"Bearer {self.token}"}, None
-        if self.useCertificates:
-            location = Locations.getHostCertificateAndKeyLocation()
-            if not location:
-                raise DiracError("no host certificate found (/DIRAC/Security/CertFile)", DErrno.ECERTFIND)
-            return {}, tuple(location)
-        if self.useAccessToken:
-            from dirac.Core.Security.Tokens import currentAccessToken
-
-            return {"Authorization": f"Bearer {currentAccessToken()}"}, None
-        proxy = self.proxyLocation or Locations.getProxyLocation()
-        if not proxy or not os.path.exists(proxy):
-            raise DiracError(f"no proxy found at {proxy}: run dirac-proxy-init", DErrno.EPROXYFIND)
-        expiry = _proxyExpiry(proxy)
-        if expiry is not None and expiry <= datetime.datetime.now(datetime.UTC):
-            raise DiracError(f"your proxy {proxy} expired at {expiry:%Y-%m-%d %H:%M:%S} UTC: "
-                             "run dirac-proxy-init", errno.EKEYEXPIRED)
-        return {}, proxy
+        return clientCredentials(self.token, self.useCertificates, self.useAccessToken, self.proxyLocation)
 
     def _request(self, fields: dict[str, str], outputFile: Path | None = None,
                  inputFile: Path | None = None) -> DReturnType[Any]:
@@ -157,7 +166,7 @@ class RPCClient:
         if self.clientVO:
             fields["clientVO"] = self.clientVO
         verify: bool | str = False if self.skipCACheck else Locations.getCAsLocation()
-        session = _session((cert, verify, "Authorization" in headers))  # the token travels per request
+        session = httpSession((cert, verify, "Authorization" in headers))  # the token travels per request
         errors = []
         for url in random.sample(urls, len(urls)):
             try:
@@ -171,9 +180,9 @@ class RPCClient:
                                             headers=headers, stream=outputFile is not None)
             except requests.exceptions.SSLError as exc:
                 return S_ERROR(DErrno.EX509, f"TLS with {url} failed (certificate refused or untrusted): "
-                                             f"{_rootCause(exc)}")
+                                             f"{rootCause(exc)}")
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                errors.append(f"{url}: {_rootCause(exc)}")
+                errors.append(f"{url}: {rootCause(exc)}")
                 continue
             except OSError as exc:
                 what = f"cannot read {inputFile}" if inputFile is not None else f"cannot call {url}"
@@ -193,7 +202,8 @@ def isUnreachable(result: dict) -> bool:
     return not result["OK"] and result.get("Errno") == UNREACHABLE
 
 
-def _rootCause(exc: BaseException) -> str:
+def rootCause(exc: BaseException) -> str:
+    """The message of the innermost cause of a requests error (the TLS reason when there is one)."""
     while exc.__context__ is not None and not isinstance(exc, ssl.SSLError):
         exc = exc.__context__
     return str(exc.args[-1] if isinstance(exc, ssl.SSLError) and exc.args else exc)
