@@ -56,6 +56,7 @@ settings() {
     echo "WEBDAV_CERTIFICATES=$STATE/certificates"
     echo "WEBDAV_USER=$RUN_USER"
     echo "WEBDAV_LOG=$STATE/error.log"
+    echo "WEBDAV_ACCESS_LOG=$STATE/access.log"
 }
 
 install_server() {

@@ -9,7 +9,7 @@ Configuration (DIRAC's layout)::
       ReadAccess = Active             # Active or Degraded allow; InActive, Banned, ... refuse
       WriteAccess = Active
       RemoveAccess = Active
-      <Plug-in section>               # named after the plug-in (File, DIP) or with PluginName = ...
+      <Plug-in section>               # named after the plug-in (File, DIP, WebDAV) or with PluginName = ...
       {
         Protocol = ...  Host = ...  Port = ...  Path = ...  SpaceToken = ...
       }
@@ -42,7 +42,8 @@ log = getLogger("StorageElement")
 STORAGE_ELEMENTS = "/Resources/StorageElements"
 STORAGE_PLUGINS = "dirac.storage_plugins"
 _BUILTIN_PLUGINS = {"File": "dirac.Resources.Storage.FileStorage:FileStorage",
-                    "DIP": "dirac.Resources.Storage.DIPStorage:DIPStorage"}
+                    "DIP": "dirac.Resources.Storage.DIPStorage:DIPStorage",
+                    "WebDAV": "dirac.Resources.Storage.WebDAVStorage:WebDAVStorage"}
 USABLE_STATUS = ("Active", "Degraded")
 READ, WRITE, REMOVE = "ReadAccess", "WriteAccess", "RemoveAccess"
 SE_OPTIONS = {"BackendType", "AccessProtocols", "WriteProtocols", "ReadAccess", "WriteAccess", "RemoveAccess",
