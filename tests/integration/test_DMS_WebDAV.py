@@ -11,6 +11,7 @@ the server's access log. Fails (not skips) when CI=true and the server cannot st
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,11 +37,19 @@ SES = {"WebDAV-SE": "/store", "WebDAV-Digest-SE": "/digest", "WebDAV-ReadOnly-SE
 
 @pytest.fixture(scope="module")
 def webdav(sqliteGrid) -> Iterator[dict[str, str]]:  # noqa: ANN001
-    """The WebDAV server, with a host certificate of the grid's CA (restarted when it had another CA)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DIRAC_TEST_WEBDAV_CA", str(sqliteGrid.instance.caDir))
-        with runningServer("webdav") as settings:
-            yield settings
+    """A WebDAV server of this module, with a host certificate of the grid's CA; its state in a directory
+    of its own (readable by the server's user, unlike pytest's), so test sessions running at once do not meet."""
+    state = Path(tempfile.mkdtemp(prefix="dirac-seed-webdav-"))
+    state.chmod(0o755)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DIRAC_TEST_WEBDAV_CA", str(sqliteGrid.instance.caDir))
+            patch.setenv("DIRAC_TEST_WEBDAV_DIR", str(state))
+            patch.delenv("DIRAC_TEST_WEBDAV_PORT", raising=False)
+            with runningServer("webdav") as settings:
+                yield settings
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ SSLOptions +StdEnvVars
 </Directory>
 Alias /digest "$STATE/data/store"
 <Location /digest>
-    LuaHookFixups $HERE/webdav_digest.lua addDigest
+    LuaHookFixups $STATE/webdav_digest.lua addDigest
 </Location>
 <Directory "$STATE/data/readonly">
     <LimitExcept GET HEAD OPTIONS PROPFIND>
@@ -183,11 +183,13 @@ start() {
     install_server
     mkdir -p "$STATE/run/gridsite-sessions" "$STATE/data/store" "$STATE/data/readonly"
     chmod 755 "$STATE" "$STATE/data"
-    [ -s "$STATE/port" ] || echo "${DIRAC_TEST_WEBDAV_PORT:-$(free_port)}" > "$STATE/port"
-    if [ -z "${DIRAC_TEST_WEBDAV_PORT:-}" ] && (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$STATE/port")") 2>/dev/null; then
-        free_port > "$STATE/port"  # the kept port was taken meanwhile
+    if [ -n "${DIRAC_TEST_WEBDAV_PORT:-}" ]; then
+        echo "$DIRAC_TEST_WEBDAV_PORT" > "$STATE/port"
+    elif [ ! -s "$STATE/port" ] || (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$STATE/port")") 2>/dev/null; then
+        free_port > "$STATE/port"  # the first start, or the kept port was taken meanwhile
     fi
     make_certificates
+    cp "$HERE/webdav_digest.lua" "$STATE/"  # read by the server's user, which may not reach the checkout
     write_config "$(cat "$STATE/port")"
     chown -R "$RUN_USER:" "$STATE/data" "$STATE/run"
     /usr/sbin/apache2 -t -f "$STATE/httpd.conf" >/dev/null
