@@ -19,7 +19,9 @@
 # /tmp/dirac-seed-arex. Port: DIRAC_TEST_AREX_PORT, else a free port chosen at the first start and kept.
 # The CA is the project's (dirac-ca, run with DIRAC_PYTHON, default the checkout's .venv/bin/python).
 #
-# Two deviations from a packaged start, both in the generated files only: the WS/REST listener is
+# Three deviations from a packaged start, all in generated copies of its scripts: the information
+# provider (where the REST interface reads job states from) runs every DIRAC_TEST_AREX_INFO_PERIOD
+# seconds (default 10; A-REX's default is 60), the WS/REST listener is
 # bound to 127.0.0.1 (the packaged start script listens on every interface; we patch a copy of it to
 # add <tcp:Interface>), and the DH parameters A-REX wants are made with `openssl dhparam -dsaparam`
 # at once (the packaged script starts a 4096-bit safe-prime search in the background, minutes of CPU).
@@ -32,7 +34,8 @@ JOB_USER="${DIRAC_TEST_AREX_USER:-diracarc}"
 PYTHON="${DIRAC_PYTHON:-$ROOT/.venv/bin/python}"
 CONF="$STATE/arc.conf"
 CERTS="$STATE/certificates"
-QUEUE=fork
+QUEUE="${DIRAC_TEST_AREX_QUEUE:-default}"
+INFO_PERIOD="${DIRAC_TEST_AREX_INFO_PERIOD:-10}"
 
 [ "$(id -u)" = 0 ] || { echo "$0 needs root (A-REX runs jobs as the mapped user)" >&2; exit 1; }
 
@@ -155,6 +158,7 @@ start() {
         free_port > "$STATE/port"  # the kept port was taken meanwhile
     fi
     write_config
+    alive "$STATE/run/arex.pid" || alive "$STATE/run/arex-ws.pid" || rm -f "$STATE"/tmp/arex.xml.*
     [ -s "$STATE/control/dhparam.pem" ] || openssl dhparam -dsaparam -out "$STATE/control/dhparam.pem" 2048 2>/dev/null
     sed 's|<tcp:Listen><tcp:Port>\$arex_port</tcp:Port></tcp:Listen>|<tcp:Listen><tcp:Interface>127.0.0.1</tcp:Interface><tcp:Port>$arex_port</tcp:Port></tcp:Listen>|' \
         /usr/share/arc/arc-arex-ws-start > "$STATE/arc-arex-ws-start"
@@ -162,8 +166,15 @@ start() {
         || { echo "cannot bind A-REX to 127.0.0.1: the packaged arc-arex-ws-start changed" >&2; return 1; }
     chmod 755 "$STATE/arc-arex-ws-start"
     # both start scripts end by exec'ing arched, which daemonises; their temporary arched.xml go to TMPDIR
+    # job states reach the REST interface through the information provider, which A-REX runs every
+    # 60 s by default: every INFO_PERIOD seconds here, so that tests see state changes soon
+    sed "s|<arex:gmconfig>\$ARC_RUNTIME_CONFIG</arex:gmconfig>|&<arex:InfoproviderWakeupPeriod>$INFO_PERIOD</arex:InfoproviderWakeupPeriod>|" \
+        /usr/share/arc/arc-arex-start > "$STATE/arc-arex-start"
+    grep -q "InfoproviderWakeupPeriod>$INFO_PERIOD<" "$STATE/arc-arex-start" \
+        || { echo "cannot set A-REX's information period: the packaged arc-arex-start changed" >&2; return 1; }
+    chmod 755 "$STATE/arc-arex-start"
     alive "$STATE/run/arex.pid" || (cd "$STATE" && ARC_CONFIG="$CONF" TMPDIR="$STATE/tmp" \
-        /usr/share/arc/arc-arex-start >"$STATE/log/start.out" 2>&1) \
+        "$STATE/arc-arex-start" >"$STATE/log/start.out" 2>&1) \
         || { echo "A-REX did not start:" >&2; cat "$STATE/log/start.out" >&2; return 1; }
     alive "$STATE/run/arex-ws.pid" || (cd "$STATE" && ARC_CONFIG="$CONF" TMPDIR="$STATE/tmp" \
         "$STATE/arc-arex-ws-start" >"$STATE/log/start-ws.out" 2>&1) \

@@ -401,6 +401,7 @@ _BUILTIN_COMPUTING_ELEMENTS = {
     "SSH": "dirac.Resources.Computing.SSHComputingElement:SSHComputingElement",
     "SSHBatch": "dirac.Resources.Computing.SSHComputingElement:SSHBatchComputingElement",
     "HTCondorCE": "dirac.Resources.Computing.HTCondorCEComputingElement:HTCondorCEComputingElement",
+    "AREX": "dirac.Resources.Computing.AREXComputingElement:AREXComputingElement",
     "Cloud": "dirac.Resources.Computing.CloudComputingElement:CloudComputingElement",
 }
 
