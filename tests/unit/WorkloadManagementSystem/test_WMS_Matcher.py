@@ -234,11 +234,13 @@ def test_claimFirstJob_takesFromTheFirstQueueWithAJob_andRemovesTheEmptiedOnes(w
     [single] = wms.submitWaiting(makeJDL(), owner="alice")
     pair = wms.submitWaiting(makeJDL(Parameters=2), owner="bob")
     tqOf = {jobID: wms.tqDB.getTaskQueueForJob(jobID) for jobID in [single, *pair]}
-    claimed, newest, emptied = wms.tqDB.claimFirstJob([tqOf[single], tqOf[pair[0]]])
-    assert claimed == (single, 1, tqOf[single]) and newest is None and emptied == [tqOf[single]]
+    claim = wms.tqDB.claimFirstJob([tqOf[single], tqOf[pair[0]]])
+    assert (claim.jobID, claim.priority, claim.tqID, claim.newest) == (single, 1, tqOf[single], None)
+    assert claim.emptied == [tqOf[single]]
     assert set(wms.tqDB.retrieveTaskQueues()) == {tqOf[pair[0]]}
-    claimed, _, emptied = wms.tqDB.claimFirstJob([tqOf[single], tqOf[pair[0]]])
-    assert claimed == (pair[0], 1, tqOf[pair[0]]) and emptied == [tqOf[single]]  # the first gone, the second left
+    claim = wms.tqDB.claimFirstJob([tqOf[single], tqOf[pair[0]]], then=lambda conn, jobID: f"then {jobID}")
+    assert (claim.jobID, claim.tqID, claim.outcome) == (pair[0], tqOf[pair[0]], f"then {pair[0]}")
+    assert claim.emptied == [tqOf[single]]  # the first gone, the second left
 
 
 def test_claimFirstJob_claimsNothingWhenATaskQueueWasCreatedSince(wms, makeJDL) -> None:
@@ -246,7 +248,8 @@ def test_claimFirstJob_claimsNothingWhenATaskQueueWasCreatedSince(wms, makeJDL) 
     newest = wms.tqDB.newestTaskQueueID()
     wms.submitWaiting(makeJDL(), owner="bob")
     tq = wms.tqDB.getTaskQueueForJob(first)
-    assert wms.tqDB.claimFirstJob([tq], newest=newest) == (None, wms.tqDB.newestTaskQueueID(), [])
+    claim = wms.tqDB.claimFirstJob([tq], newest=newest, then=lambda conn, jobID: pytest.fail("nothing to claim"))
+    assert (claim.jobID, claim.newest, claim.emptied) == (None, wms.tqDB.newestTaskQueueID(), [])
     assert wms.tqDB.getTaskQueueForJob(first) == tq
 
 
@@ -266,3 +269,43 @@ def test_setJobMatched_dropsOldCommandsLogsOnce_andRefusesAJobNoLongerWaiting(wm
     with pytest.raises(StatusConflict, match="no longer Waiting"):
         setJobMatched(wms.jobDB, wms.loggingDB, killed, "LCG.CERN.ch")
     assert wms.jobDB.getJobAttribute(killed, "Status") == "Killed"
+
+
+@pytest.fixture
+def separateWMS(db_url: str):  # noqa: ANN201
+    """The three databases apart, as an installation has them: SQLite files, or databases of one MariaDB server."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from dirac.Core.Base.DB import disposeEngines
+    from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
+    from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
+    from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
+    from tests.unit.WorkloadManagementSystem.conftest import WMS
+
+    base = make_url(db_url)
+    urls = [base.set(database=f"{base.database}{suffix}").render_as_string(hide_password=False)
+            if base.get_backend_name() == "mysql" else db_url.replace(".sqlite", f"{suffix}.sqlite")
+            for suffix in ("_jobs", "_logging")]
+    yield WMS(JobDB(urls[0]), JobLoggingDB(urls[1]), TaskQueueDB(db_url))
+    for url in urls:
+        disposeEngines(url)
+        if base.get_backend_name() == "mysql":
+            server = create_engine(base.set(database=""), poolclass=NullPool)
+            with server.begin() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{make_url(url).database}`")
+            server.dispose()
+
+
+def test_databasesApart_oneTransactionOnOneMariaDBServer_threeOnSQLiteFiles(separateWMS, makeJDL) -> None:
+    wms = separateWMS
+    jobIDs = wms.submitWaiting(makeJDL(Parameters=3))
+    wms.jobDB.setJobCommand(jobIDs[0], "Kill")
+    matcher = _matcher(wms)
+    assert matcher.oneTransaction is wms.jobDB.isMySQL
+    matched = sorted(matcher.requestJob(RESOURCE, source="Matcher/apart")["JobID"] for _ in jobIDs)
+    assert matched == sorted(jobIDs) and wms.tqDB.retrieveTaskQueues() == {}
+    assert wms.jobDB.getCounters(["Status", "MinorStatus"]) == [({"Status": "Matched", "MinorStatus": "Assigned"}, 3)]
+    assert wms.jobDB.popJobCommands(jobIDs[0]) == {}
+    assert all(wms.loggingDB.getJobLoggingInfo(j)[-1]["Source"] == "Matcher/apart" for j in jobIDs)

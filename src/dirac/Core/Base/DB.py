@@ -11,7 +11,9 @@ The URL comes from the argument, else ``/Systems/<System>/Databases/<DB>/URL``, 
 server every database shares, ``/Systems/Databases/URL`` (e.g. ``mysql+pymysql://dirac:pw@db``,
 the database being ``<NamePrefix><DB>`` with ``/Systems/Databases/NamePrefix``), else
 ``sqlite:///<InstancePath>/db/<DB>.sqlite``. Writes go through ``transaction()``, reads through
-``connection()``; every SQLAlchemy error leaving either becomes a ``DatabaseError``.
+``connection()``; every SQLAlchemy error leaving either becomes a ``DatabaseError``. On MariaDB
+the pool is set by ``PoolSize`` (32), ``MaxOverflow`` (8) and ``PoolRecycle`` (3600 s) in the
+database's section.
 
 Claiming work when several copies of an agent run at once: never read, decide, then write.
 Either claim each row with a conditional UPDATE and check that it changed exactly one row::
@@ -34,7 +36,7 @@ one after the other and both forms are safe there too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +72,12 @@ COMMON_SECTION = "/Systems/Databases"  # options shared by every database
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SCHEMA_LOCK_TIMEOUT_S = 60
 MYSQL_UNKNOWN_DATABASE = 1049
+#: MariaDB connections kept open per database and process (``<DB section>/PoolSize``): as many as a
+#: server has request threads (/DIRAC/Server/MaxThreads, 32), so that a busy service reuses them
+#: instead of opening one (TCP, authentication, a TLS context) per request beyond the pool
+DEFAULT_POOL_SIZE = 32
+#: connections opened beyond the pool under a burst and closed when returned (``<DB section>/MaxOverflow``)
+DEFAULT_MAX_OVERFLOW = 8
 
 _engines: dict[str, Engine] = {}
 _enginesLock = threading.Lock()
@@ -104,6 +112,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _same(table: Table) -> Table:
+    return table
 
 
 def _describe(exc: SQLAlchemyError) -> str:
@@ -167,8 +179,8 @@ def _createEngine(url: URL, section: str) -> Engine:
         _ensureMySQLDatabase(url)
         return create_engine(url, pool_pre_ping=True,
                              pool_recycle=gConfig.getValue(f"{section}/PoolRecycle", 3600),
-                             pool_size=gConfig.getValue(f"{section}/PoolSize", 10),
-                             max_overflow=gConfig.getValue(f"{section}/MaxOverflow", 20))
+                             pool_size=gConfig.getValue(f"{section}/PoolSize", DEFAULT_POOL_SIZE),
+                             max_overflow=gConfig.getValue(f"{section}/MaxOverflow", DEFAULT_MAX_OVERFLOW))
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -242,6 +254,39 @@ class DB:
         with self._errors(operation), self.engine.connect() as conn:
             conn.execution_options(dirac_readonly=True)
             yield conn
+
+    def sharesServerWith(self, other: DB) -> bool:
+        """Whether one connection of this database reaches ``other``'s tables too (see joinTransaction)."""
+        if self.url == other.url:
+            return True
+        mine, theirs = make_url(self.url), make_url(other.url)
+        return self.isMySQL and other.isMySQL and mine.set(database="") == theirs.set(database="")
+
+    @contextmanager
+    def joinTransaction(self, conn: Connection | None, operation: str
+                        ) -> Iterator[tuple[Connection, Callable[[Table], Table]]]:
+        """(connection, tables) to write in: a transaction of our own when ``conn`` is None, else ``conn``.
+
+        ``conn`` is a transaction of another database for which ``sharesServerWith`` holds (the same
+        SQLite file, or the same MariaDB server and account): our writes then commit or roll back
+        with its own. ``tables`` maps each of our tables to the one to use in statements (qualified
+        with our database's name when ``conn`` is in another database).
+        """
+        if conn is None:
+            with self.transaction(operation) as own:
+                yield own, _same
+            return
+        database = make_url(self.url).database
+        with self._errors(operation):
+            yield conn, _same if conn.engine.url.database == database else self._qualifiedTables(database)
+
+    def _qualifiedTables(self, database: str | None) -> Callable[[Table], Table]:
+        with _enginesLock:
+            if getattr(self, "_qualified", None) is None:
+                qualified = MetaData()
+                self._qualified = {table.name: table.to_metadata(qualified, schema=database)
+                                   for table in self.metadata.sorted_tables}
+        return lambda table: self._qualified[table.name]
 
     def createTables(self) -> None:
         """Create the missing tables and indexes (idempotent; safe when several processes start at once)."""

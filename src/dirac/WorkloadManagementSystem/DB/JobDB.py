@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -259,22 +260,26 @@ class JobDB(DB):
                     raise NotFound(f"Job(s) {_idRange(group)} changed status under our feet (expected {status})")
         return done
 
-    def setWaitingJobMatched(self, jobID: int, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def setWaitingJobMatched(self, jobID: int, values: Mapping[str, Any], conn: Connection | None = None
+                             ) -> dict[str, Any] | None:
         """The Matcher's one transaction on a claimed job: ``values`` (Status Matched ...) set if it is still Waiting.
 
         Also drops the commands left over from an earlier attempt. Returns {ApplicationStatus, JDL}
         (the processed JDL), or None when the job is no longer Waiting (nothing is changed then).
+        ``conn``: a transaction of another database on the same server to do it in (DB.joinTransaction).
         """
-        jobs, jdls, commands = self.jobs, self.jobJDLs, self.jobCommands
-        with self.transaction("setWaitingJobMatched") as conn:
+        with self.joinTransaction(conn, "setWaitingJobMatched") as (conn, tables):
+            jobs, jdls, commands = tables(self.jobs), tables(self.jobJDLs), tables(self.jobCommands)
             if conn.execute(update(jobs).where(jobs.c.JobID == jobID, jobs.c.Status == JobStatus.WAITING)
                             .values(dict(values))).rowcount != 1:
                 return None
-            row = conn.execute(select(jobs.c.ApplicationStatus, jdls.c.JDL)
+            pending = exists().where(commands.c.JobID == jobID, commands.c.Status == "Received")
+            row = conn.execute(select(jobs.c.ApplicationStatus, jdls.c.JDL, pending.label("Pending"))
                                .select_from(jobs.outerjoin(jdls, jdls.c.JobID == jobs.c.JobID))
                                .where(jobs.c.JobID == jobID)).one()
-            conn.execute(update(commands).where(commands.c.JobID == jobID, commands.c.Status == "Received")
-                         .values(Status="Sent", ExecutionTime=values.get("LastUpdateTime") or utcnow()))
+            if row.Pending:  # rare: commands sent to an earlier attempt of the job
+                conn.execute(update(commands).where(commands.c.JobID == jobID, commands.c.Status == "Received")
+                             .values(Status="Sent", ExecutionTime=values.get("LastUpdateTime") or utcnow()))
         if row.JDL is None:
             raise NotFound(f"Job {jobID} has no JDL (unknown job)")
         return {"ApplicationStatus": row.ApplicationStatus, "JDL": extractJDL(row.JDL)}

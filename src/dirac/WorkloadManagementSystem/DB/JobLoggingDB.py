@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, delete, insert, select
+from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, String, Table, delete, insert, select
 
 from dirac.Core.Base.DB import DB, UTCDateTime, utcnow
 
@@ -31,8 +31,11 @@ class JobLoggingDB(DB):
         Index("ix_LoggingInfo_JobID_SeqID", "JobID", "SeqID"),
     )
 
-    def addLoggingRecords(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Insert records {JobID, Status, MinorStatus, ApplicationStatus, StatusTime, Source} in one go."""
+    def addLoggingRecords(self, records: Sequence[Mapping[str, Any]], conn: Connection | None = None) -> None:
+        """Insert records {JobID, Status, MinorStatus, ApplicationStatus, StatusTime, Source} in one go.
+
+        ``conn``: a transaction of another database on the same server to write them in (DB.joinTransaction).
+        """
         if not records:
             return
         now = utcnow()
@@ -41,8 +44,8 @@ class JobLoggingDB(DB):
                  "ApplicationStatus": (r.get("ApplicationStatus") or "")[:255],
                  "StatusTime": r.get("StatusTime") or now, "Source": (r.get("Source") or "Unknown")[:32]}
                 for r in records]
-        with self.transaction("addLoggingRecords") as conn:
-            conn.execute(insert(self.loggingInfo), rows)
+        with self.joinTransaction(conn, "addLoggingRecords") as (conn, tables):
+            conn.execute(insert(tables(self.loggingInfo)), rows)
 
     def addLoggingRecord(self, jobID: int | Iterable[int], status: str = "", minorStatus: str = "",
                          applicationStatus: str = "", date: datetime | None = None, source: str = "Unknown") -> None:

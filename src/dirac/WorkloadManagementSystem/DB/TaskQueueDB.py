@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -86,6 +87,19 @@ def normaliseRequirements(requirements: Mapping[str, Any]) -> dict[str, Any]:
 def requirementsHash(normalised: Mapping[str, Any]) -> str:
     """The key of a task queue: a digest of its normalised requirements."""
     return hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Claim:
+    """What claimFirstJob did: the job taken (JobID None when none), the newest TQId when checked,
+    the task queues found empty (and removed), and what its ``then`` returned."""
+
+    jobID: int | None = None
+    priority: int = 0
+    tqID: int | None = None
+    newest: int | None = None
+    emptied: list[int] = field(default_factory=list)
+    outcome: Any = None
 
 
 def _valueTable(name: str, metadata: MetaData) -> Table:
@@ -252,47 +266,46 @@ class TaskQueueDB(DB):
 
     def claimJob(self, tqID: int) -> tuple[int | None, int, bool]:
         """Take the highest priority job out of a task queue: (JobID or None, its priority, whether jobs remain)."""
-        claimed, _, _ = self.claimFirstJob([tqID], deleteEmptied=False)
+        claim = self.claimFirstJob([tqID], deleteEmptied=False)
         with self.connection("claimJob") as conn:  # after the commit: see the comment in claimFirstJob
             remaining = conn.scalar(self._anyJob, {"tqID": tqID}) is not None
-        if claimed is None:
-            return None, 0, remaining
-        return claimed[0], claimed[1], remaining
+        return claim.jobID, claim.priority, remaining
 
-    def claimFirstJob(self, tqIDs: Sequence[int], newest: int | None = None, deleteEmptied: bool = True
-                      ) -> tuple[tuple[int, int, int] | None, int | None, list[int]]:
+    def claimFirstJob(self, tqIDs: Sequence[int], newest: int | None = None, deleteEmptied: bool = True,
+                      then: Callable[[Connection, int], Any] | None = None) -> Claim:
         """Take the best job of the first of these task queues that has one nobody else is taking.
 
-        Returns ((JobID, priority, TQId) or None, the newest TQId when ``newest`` was given, the task
-        queues found empty). All in one transaction; when ``newest`` is given and a task queue was
-        created since (MAX(TQId) differs), nothing is claimed, so that the caller can look again.
-        With ``deleteEmptied``, queues left without jobs are removed after the commit.
+        All in one transaction; when ``newest`` is given and a task queue was created since
+        (MAX(TQId) differs), nothing is claimed, so that the caller can look again. ``then(conn,
+        JobID)`` runs in the same transaction once a job is taken (its result is the Claim's
+        ``outcome``): with DB.joinTransaction, the job's status changes with its claim. With
+        ``deleteEmptied``, queues left without jobs are removed after the commit.
         """
-        claimed: tuple[int, int, int] | None = None
+        result = Claim()
         maybeEmpty: list[int] = []
-        current = None
         with self.transaction("claimFirstJob") as conn:
             if newest is not None:
-                current = int(conn.scalar(self._newest) or 0)
-                if current != newest:
-                    return None, current, []
+                result.newest = int(conn.scalar(self._newest) or 0)
+                if result.newest != newest:
+                    return result
             for tqID in tqIDs:
                 rows = conn.execute(self._bestJobs, {"tqID": tqID}).all()
                 if rows and conn.execute(self._deleteJob, {"jobID": rows[0].JobId}).rowcount == 1:
-                    claimed = (int(rows[0].JobId), int(rows[0].Priority), int(tqID))
+                    result.jobID, result.priority, result.tqID = int(rows[0].JobId), int(rows[0].Priority), int(tqID)
                     if len(rows) < 2:
                         maybeEmpty.append(tqID)
+                    if then is not None:
+                        result.outcome = then(conn, result.jobID)
                     break
                 maybeEmpty.append(tqID)
-        emptied = []
         # Looked at after the commit, in a fresh snapshot: of pilots emptying a queue together,
         # the last to commit sees every claim and so finds it empty.
         if maybeEmpty and deleteEmptied:
             with self.connection("claimFirstJob") as conn:
-                emptied = [tqID for tqID in maybeEmpty if conn.scalar(self._anyJob, {"tqID": tqID}) is None]
-            for tqID in emptied:
+                result.emptied = [tqID for tqID in maybeEmpty if conn.scalar(self._anyJob, {"tqID": tqID}) is None]
+            for tqID in result.emptied:
                 self.deleteTaskQueueIfEmpty(tqID)
-        return claimed, current, emptied
+        return result
 
     def newestTaskQueueID(self) -> int:
         """The highest TQId in use (0 when there is none): it changes when a task queue is created."""

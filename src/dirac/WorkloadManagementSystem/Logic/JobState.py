@@ -15,6 +15,7 @@ from typing import Any
 
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 from DIRACCommon.WorkloadManagementSystem.Client.JobStatus import JobsStateMachine
+from sqlalchemy import Connection
 
 from dirac.Core.Base.DB import utcnow
 from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
@@ -104,23 +105,25 @@ def setJobStatus(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, status: str 
 
 
 def setJobMatched(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, site: str, source: str = "Matcher",
-                  minorStatus: str = "Assigned") -> str:
+                  minorStatus: str = "Assigned", conn: Connection | None = None) -> str:
     """Waiting -> Matched for a job the Matcher took out of its task queue; its processed JDL.
 
     The Matcher's hot path, as setJobStatus(..., MATCHED, expectedStatus=WAITING) would do it but in
     one JobDB transaction (conditional UPDATE, JDL read, stale commands dropped) and one logging
-    insert. Raises StatusConflict when the job is no longer Waiting (nothing is changed then).
+    insert, or both in ``conn``, the TaskQueueDB transaction of the claim, when the databases share
+    a server (DB.joinTransaction). Raises StatusConflict when the job is no longer Waiting (nothing
+    is changed then).
     """
     if not isLegalTransition(JobStatus.WAITING, JobStatus.MATCHED):  # DIRACCommon's state machine decides
         raise IllegalTransition(f"Job {jobID}: illegal status transition {JobStatus.WAITING} -> {JobStatus.MATCHED}")
     now = utcnow()
     values = {"Status": JobStatus.MATCHED, "MinorStatus": minorStatus[:128], "LastUpdateTime": now, "Site": site}
-    done = jobDB.setWaitingJobMatched(jobID, values)
+    done = jobDB.setWaitingJobMatched(jobID, values, conn)
     if done is None:
         raise StatusConflict(f"Job {jobID}: status is no longer {JobStatus.WAITING}")
     loggingDB.addLoggingRecords([{"JobID": jobID, "Status": JobStatus.MATCHED, "MinorStatus": values["MinorStatus"],
                                   "ApplicationStatus": done["ApplicationStatus"], "StatusTime": now,
-                                  "Source": source}])
+                                  "Source": source}], conn)
     log.info("Job %s: %s -> %s (%s) by %s", jobID, JobStatus.WAITING, JobStatus.MATCHED, minorStatus, source)
     return done["JDL"]
 

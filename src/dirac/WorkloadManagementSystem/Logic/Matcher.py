@@ -9,8 +9,11 @@ queue (only one claimer can) and moved Waiting -> Matched through JobState.
 A request costs one TaskQueueDB transaction (up to SAMPLES queues drawn by weight, each looked at
 with ``SELECT ... LIMIT 2 FOR UPDATE SKIP LOCKED`` and the first job found deleted), one JobDB
 transaction (``UPDATE ... WHERE Status='Waiting'``, the JDL, stale commands dropped) and one
-logging insert (JobState.setJobMatched). When none of the drawn queues has a free job, all are
-tried in weighted order (weightedOrder), still in one transaction.
+logging insert (JobState.setJobMatched). When the three databases share a server (the same
+MariaDB server and account, or the same SQLite file: ``DB.sharesServerWith``), the status change
+and its logging record are written in the claim's transaction: one commit per match, and a job is
+never out of its task queue without being Matched. When none of the drawn queues has a free job,
+all are tried in weighted order (weightedOrder), still in one transaction.
 
 With ``candidatesCacheTime`` (the Matcher service's ``CandidatesCacheTime``), the eligible task
 queues and their weights are kept per resource shape for that many seconds, as long as no task
@@ -28,7 +31,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+
+from sqlalchemy import Connection
 
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationClient import toList
@@ -36,7 +42,7 @@ from dirac.Core.Utilities.Exceptions import DatabaseError, InvalidArgument, NotF
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
 from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
-from dirac.WorkloadManagementSystem.DB.TaskQueueDB import TaskQueueDB
+from dirac.WorkloadManagementSystem.DB.TaskQueueDB import Claim, TaskQueueDB
 from dirac.WorkloadManagementSystem.Logic.Exceptions import NoMatchFound, StatusConflict
 from dirac.WorkloadManagementSystem.Logic.JobState import setJobMatched
 
@@ -164,6 +170,8 @@ class Matcher:
         #: resource shape -> the eligible task queues when last looked up
         self._candidates: dict[str, Candidates] = {}
         self._lock = threading.Lock()
+        #: the three databases reached through one connection: claim and status change in one transaction
+        self.oneTransaction = taskQueueDB.sharesServerWith(jobDB) and taskQueueDB.sharesServerWith(loggingDB)
 
     def _eligible(self, resource: Mapping[str, Any], key: str, fresh: bool) -> Candidates:
         """The task queues this resource may take jobs from, and their fair-share weights."""
@@ -190,29 +198,38 @@ class Matcher:
             if cached is not None:
                 self._candidates[key] = cached.without(tqIDs)
 
-    def _claimFrom(self, tqIDs: list[int], newest: int | None) -> tuple[tuple[int, int, int] | None, bool, list[int]]:
-        """(claimed (JobID, priority, TQId) or None, whether a task queue was created since, emptied queues)."""
+    def _claimFrom(self, tqIDs: list[int], newest: int | None, site: str, source: str) -> tuple[Claim | None, bool]:
+        """(the claim, or None when it failed, whether a task queue was created since)."""
         if not tqIDs:
-            return None, False, []
+            return None, False
+        then = partial(self._setMatched, site, source) if self.oneTransaction else None
         try:
-            claimed, current, emptied = self.taskQueueDB.claimFirstJob(tqIDs, newest=newest)
+            claim = self.taskQueueDB.claimFirstJob(tqIDs, newest=newest, then=then)
         except DatabaseError as exc:  # e.g. a deadlock: the claim was rolled back, try again
             log.warning("claim in task queues %s failed, trying again: %s", tqIDs[:SAMPLES], exc)
-            return None, False, []
-        return claimed, newest is not None and current != newest, emptied
+            return None, False
+        return claim, newest is not None and claim.newest != newest
 
-    def _claim(self, key: str, candidates: Candidates) -> tuple[tuple[int, int, int] | None, bool]:
-        """A job from the candidates: a few queues drawn by weight, else all in weighted order; (claimed, stale)."""
+    def _setMatched(self, site: str, source: str, conn: Connection, jobID: int) -> str | None:
+        """In the claim's transaction: Waiting -> Matched; the JDL, or None when the job was no longer Waiting."""
+        try:
+            return setJobMatched(self.jobDB, self.loggingDB, jobID, site, source=source, conn=conn)
+        except (StatusConflict, NotFound) as exc:  # its task queue entry is removed all the same
+            log.warning("Job %s taken from its task queue but not matched: %s", jobID, exc)
+            return None
+
+    def _claim(self, key: str, candidates: Candidates, site: str, source: str) -> tuple[Claim | None, bool]:
+        """A job from the candidates: a few queues drawn by weight, else all in weighted order; (claim, stale)."""
         picks = candidates.sample(self.rng, SAMPLES)
-        claimed, stale, emptied = self._claimFrom(picks, candidates.newest)
-        self._forget(key, emptied)
-        if claimed is not None or stale:
-            return claimed, stale
+        claim, stale = self._claimFrom(picks, candidates.newest, site, source)
+        self._forget(key, claim.emptied if claim else [])
+        if stale or (claim is not None and claim.jobID is not None):
+            return claim, stale
         tried = set(picks)
         rest = [tqID for tqID in weightedOrder(candidates.weights, self.rng) if tqID not in tried]
-        claimed, stale, emptied = self._claimFrom(rest, None)
-        self._forget(key, emptied)
-        return claimed, False
+        claim, _ = self._claimFrom(rest, None, site, source)
+        self._forget(key, claim.emptied if claim else [])
+        return claim, False
 
     def requestJob(self, resourceDescription: Mapping[str, Any], source: str = "Matcher") -> dict[str, Any]:
         """Claim the job to run on this resource: {JobID, JDL, Owner, OwnerGroup, VO, JobType, ...}.
@@ -229,19 +246,17 @@ class Matcher:
                     break
                 fresh = True  # the cached queues are all empty: a queue may have had jobs added since
                 continue
-            claimed, fresh = self._claim(key, candidates)
-            if claimed is None:
+            claim, fresh = self._claim(key, candidates, resource["Site"], source)
+            if claim is None or claim.jobID is None:
                 fresh = True  # every candidate was empty or taken by concurrent matchers: look again
                 continue
-            jobID, priority, tqID = claimed
-            try:
-                jdl = setJobMatched(self.jobDB, self.loggingDB, jobID, resource["Site"], source=source)
-            except (StatusConflict, NotFound) as exc:
-                log.warning("Job %s taken from its task queue but not matched: %s", jobID, exc)
+            jobID, tqID = claim.jobID, int(claim.tqID or 0)
+            jdl = claim.outcome if self.oneTransaction else self._setMatched(resource["Site"], source, None, jobID)
+            if jdl is None:
                 continue
             queue = candidates.taskQueues[tqID]
             log.debug("Job %s matched to %s at %s", jobID, resource.get("GridCE") or "a resource", resource["Site"])
-            return {"JobID": jobID, "JDL": jdl, "TaskQueueID": tqID, "UserPriority": priority,
+            return {"JobID": jobID, "JDL": jdl, "TaskQueueID": tqID, "UserPriority": claim.priority,
                     **{key: queue[key] for key in ("Owner", "OwnerGroup", "VO", "JobType")}}
         raise NoMatchFound(f"No match found for the resource at {resource['Site']} "
                            f"(CPUTime {resource['CPUTime']}, {resource['NumberOfProcessors']} processor(s))")
