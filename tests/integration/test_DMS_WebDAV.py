@@ -4,7 +4,8 @@ certificate from the grid's CA, X509 proxies as client certificates) with the re
 
 Three SEs on that server: WebDAV-SE (``/store``: no RFC 3230 digest, so checksums are computed by reading
 files back), WebDAV-Digest-SE (``/digest``: the same files, with ``Digest: adler32=...`` answered) and
-WebDAV-ReadOnly-SE (``/readonly``: writes refused with 403). Which checksum path was taken is read in
+WebDAV-ReadOnly-SE (``/readonly``: writes refused with 403); WebDAV-Token-SE (``/token``: the files
+of ``/store`` for bearer tokens of the server's test issuer, checked by mod_auth_openidc). Which checksum path was taken is read in
 the server's access log. Fails (not skips) when CI=true and the server cannot start.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
 
 from dirac.Core.Config import gConfig
@@ -32,7 +34,8 @@ from tests.unit.Resources.Storage.conftest import smallFilesystem
 # the fixtures area (a fresh directory in bob's home) and data (a 3 MiB file) of the DIP Storage Element tests
 from .test_DMS_StorageElement import area, asBob, data  # noqa: F401
 
-SES = {"WebDAV-SE": "/store", "WebDAV-Digest-SE": "/digest", "WebDAV-ReadOnly-SE": "/readonly"}
+SES = {"WebDAV-SE": "/store", "WebDAV-Digest-SE": "/digest", "WebDAV-ReadOnly-SE": "/readonly",
+       "WebDAV-Token-SE": "/token"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def ses(grid, webdav) -> dict[str, str]:  # noqa: ANN001
 
 def onServer(webdav: dict[str, str], location: str, lfn: str) -> Path:
     """The file the server keeps for ``lfn`` of a location (/digest serves the files of /store)."""
-    directory = "store" if location in ("/store", "/digest") else location.strip("/")
+    directory = "store" if location in ("/store", "/digest", "/token") else location.strip("/")
     return Path(webdav["WEBDAV_ROOT"]) / directory / lfn.lstrip("/")
 
 
@@ -231,3 +234,32 @@ def test_stoppedServer_givesAClearPerFileError_andNothingIsRegistered(grid, webd
         started = serverScript("webdav", "start")
         assert started.returncode == 0, started.stderr
     assert not onServer(webdav, "/store", lfn).exists()
+
+
+def bearerToken(webdav: dict[str, str], **claims: object) -> str:
+    """A JWT of the test server's issuer (RS256 with its key)."""
+    now = int(time.time())
+    payload = {"iss": webdav["WEBDAV_TOKEN_ISSUER"], "sub": "bob", "aud": "dirac", "iat": now, "exp": now + 600,
+               **claims}
+    return jwt.encode(payload, Path(webdav["WEBDAV_TOKEN_KEY"]).read_text(), algorithm="RS256",
+                      headers={"kid": webdav["WEBDAV_TOKEN_KID"]})
+
+
+def test_bearerToken_authenticates_withoutACertificate_andBadTokensAreRefused(grid, webdav, ses, area, data,
+                                                                               tmp_path) -> None:
+    lfn = f"{area}/token.bin"
+    se = StorageElement("WebDAV-Token-SE", token=bearerToken(webdav))
+    assert se.putFile({lfn: data})["Value"]["Successful"] == {lfn: data.stat().st_size}
+    assert onServer(webdav, "/token", lfn).read_bytes() == data.read_bytes()
+    assert se.getFileMetadata(lfn)["Value"]["Successful"][lfn]["Checksum"] == fileAdler32(data)
+    assert se.getFile(lfn, tmp_path)["Value"]["Successful"] == {lfn: data.stat().st_size}
+    assert (tmp_path / "data.bin").read_bytes() == data.read_bytes()
+
+    for claims in ({"aud": "someone-else"}, {"exp": int(time.time()) - 60, "iat": int(time.time()) - 600}):
+        refused = StorageElement("WebDAV-Token-SE", token=bearerToken(webdav, **claims)).exists(lfn)
+        assert "authentication refused (HTTP 401 from WebDAV-Token-SE)" in refused["Value"]["Failed"][lfn], refused
+    # the certificate locations do not take tokens
+    failed = StorageElement("WebDAV-SE", token=bearerToken(webdav)).removeFile(lfn)["Value"]["Failed"][lfn]
+    assert "Permission denied (HTTP 403 from WebDAV-SE)" in failed
+    assert se.removeFile(lfn)["Value"]["Successful"] == {lfn: True}
+    assert not onServer(webdav, "/token", lfn).exists()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A WebDAV server on 127.0.0.1 for the WebDAV Storage Element tests: Apache httpd with mod_dav_fs,
-# mod_ssl and mod_gridsite (so that X509 proxies are accepted as client certificates), no systemd.
+# mod_ssl and mod_gridsite (so that X509 proxies are accepted as client certificates) and
+# mod_auth_openidc (bearer tokens), no systemd.
 #
 #   tests/servers/webdav.sh start     install apache2 and gridsite if missing, start httpd (idempotent)
 #   tests/servers/webdav.sh stop      stop httpd
@@ -9,15 +10,17 @@
 #
 # TLS: the server certificate is issued by a CA of the project (dirac.Core.Security.CA): the CA in
 # DIRAC_TEST_WEBDAV_CA (a CA directory, e.g. <instance>/etc/ca of a one-box instance) or else one
-# kept in the state directory. Clients must present a certificate or proxy of that CA
-# (SSLVerifyClient require); the CA is also published in <state>/certificates (WEBDAV_CERTIFICATES)
-# for the clients to trust. Starting with another CA than the running server's restarts it.
+# kept in the state directory. Clients of /store/, /digest/ and /readonly/ must present a certificate
+# or proxy of that CA (others get 403); the CA is also published in <state>/certificates
+# (WEBDAV_CERTIFICATES) for the clients to trust. Starting with another CA than the running server's restarts it.
 #
 # Locations (all served from <state>/data, WEBDAV_ROOT):
 #   /store/     read-write WebDAV                      -> <state>/data/store
 #   /digest/    the same files, and RFC 3230 "Want-Digest: adler32" answered with a Digest header
 #               (tests/servers/webdav_digest.lua; /store/ does not answer it: clients read files back)
 #   /readonly/  reads only: PUT, DELETE, MKCOL, ... are refused with 403 -> <state>/data/readonly
+#   /token/     the files of /store/ for a bearer token (mod_auth_openidc): a JWT signed RS256 by the key
+#               WEBDAV_TOKEN_KEY (kid WEBDAV_TOKEN_KID), issuer WEBDAV_TOKEN_ISSUER, audience "dirac"
 #
 # State (config, certificates, data, pid, logs): DIRAC_TEST_WEBDAV_DIR, default /tmp/dirac-seed-webdav.
 # Port: DIRAC_TEST_WEBDAV_PORT, else a free port chosen at the first start and kept.
@@ -35,6 +38,7 @@ else
     PYTHON=python3
 fi
 if [ "$(id -u)" = 0 ]; then RUN_USER=www-data; else RUN_USER="$(id -un)"; fi
+TOKEN_ISSUER=https://webdav-issuer.test.invalid
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -57,14 +61,18 @@ settings() {
     echo "WEBDAV_USER=$RUN_USER"
     echo "WEBDAV_LOG=$STATE/error.log"
     echo "WEBDAV_ACCESS_LOG=$STATE/access.log"
+    echo "WEBDAV_TOKEN_ISSUER=$TOKEN_ISSUER"
+    echo "WEBDAV_TOKEN_KEY=$STATE/token-issuer.key"
+    echo "WEBDAV_TOKEN_KID=webdav-test"
 }
 
 install_server() {
-    [ -x /usr/sbin/apache2 ] && [ -f /usr/lib/apache2/modules/mod_gridsite.so ] && return 0
-    echo ">>> installing apache2 and gridsite" >&2
+    [ -x /usr/sbin/apache2 ] && [ -f /usr/lib/apache2/modules/mod_gridsite.so ] \
+        && [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] && return 0
+    echo ">>> installing apache2, gridsite and mod_auth_openidc" >&2
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        apache2 gridsite >/dev/null
+        apache2 gridsite libapache2-mod-auth-openidc >/dev/null
     # the package may start a system-wide apache2 through its init script: we do not need it
 }
 
@@ -98,6 +106,13 @@ cert, key = ca.issueHostCertificate("localhost", altNames=["localhost", "127.0.0
 ca.installInCertificatesDir(state / "certificates")
 EOF
     echo "$ca" > "$STATE/ca-dir"
+    # the issuer of the bearer tokens /token/ accepts: its RSA key signs them (RS256, kid webdav-test)
+    if [ ! -s "$STATE/token-issuer.pem" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=webdav test token issuer" \
+            -keyout "$STATE/token-issuer.key" -out "$STATE/token-issuer.pem" 2>/dev/null
+        chmod 600 "$STATE/token-issuer.key"
+    fi
+    [ -s "$STATE/run/passphrase" ] || openssl rand -hex 16 > "$STATE/run/passphrase"
 }
 
 write_config() {
@@ -122,6 +137,7 @@ LoadModule gridsite_module $mods/mod_gridsite.so
 LoadModule dav_module $mods/mod_dav.so
 LoadModule dav_fs_module $mods/mod_dav_fs.so
 LoadModule lua_module $mods/mod_lua.so
+LoadModule auth_openidc_module $mods/mod_auth_openidc.so
 TypesConfig /etc/mime.types
 LogFormat "%h \"%{SSL_CLIENT_S_DN}x\" %t \"%r\" %>s %b" dav
 CustomLog $STATE/access.log dav
@@ -144,7 +160,7 @@ SSLCertificateKeyFile $STATE/hostkey.pem
 SSLCACertificatePath $STATE/certificates
 SSLCARevocationPath $STATE/certificates
 SSLCARevocationCheck chain
-SSLVerifyClient require
+SSLVerifyClient optional
 SSLVerifyDepth 10
 SSLOptions +StdEnvVars
 
@@ -161,6 +177,17 @@ SSLOptions +StdEnvVars
 Alias /digest "$STATE/data/store"
 <Location /digest>
     LuaHookFixups $STATE/webdav_digest.lua addDigest
+</Location>
+Alias /token "$STATE/data/store"
+OIDCCryptoPassphrase $(cat "$STATE/run/passphrase")
+OIDCOAuthVerifyCertFiles webdav-test#$STATE/token-issuer.pem
+OIDCOAuthRemoteUserClaim sub
+<Location /token>
+    AuthType oauth20
+    <RequireAll>
+        Require claim iss:$TOKEN_ISSUER
+        Require claim aud:dirac
+    </RequireAll>
 </Location>
 <Directory "$STATE/data/readonly">
     <LimitExcept GET HEAD OPTIONS PROPFIND>
