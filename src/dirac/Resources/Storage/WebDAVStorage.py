@@ -132,8 +132,12 @@ class WebDAVStorage(StorageBase):
         if self.checksumMode not in CHECKSUM_MODES:
             raise StorageError(f"{seName}: ChecksumMode must be Auto or ReadBack, not {self.checksumMode}",
                                errno.EINVAL)
-        self.timeout = float(parameters.get("Timeout") or timeout
-                             or gConfig.getValue("/DIRAC/Client/Timeout", DEFAULT_TIMEOUT))
+        try:
+            self.timeout = float(parameters.get("Timeout") or timeout
+                                 or gConfig.getValue("/DIRAC/Client/Timeout", DEFAULT_TIMEOUT))
+        except ValueError:
+            raise StorageError(f"{seName}: Timeout must be a number of seconds, not {parameters.get('Timeout')!r}",
+                               errno.EINVAL) from None
         self.scheme = "https" if self.protocol in SECURE else "http"
         endpoint = f"{self.host}:{self.port}" if self.port else self.host
         self.prefix = joinPath(self.wsUrl, self.basePath).rstrip("/")

@@ -60,6 +60,7 @@ def test_urls_followDIRACsLayout_andTheTLSFamilyOfTheConfiguredProtocol() -> Non
     ({"Host": "h", "Protocol": "gsiftp"}, "Protocol must be one of https, davs, http, dav"),
     ({"Protocol": "https"}, "has no Host"),
     ({"Host": "h", "ChecksumMode": "Never"}, "ChecksumMode must be Auto or ReadBack"),
+    ({"Host": "h", "Timeout": "soon"}, "Timeout must be a number of seconds, not 'soon'"),
 ])
 def test_aBadConfiguration_isAClearError(parameters: dict, message: str) -> None:
     with pytest.raises(StorageError, match=message):
