@@ -17,7 +17,8 @@ The exchanges (all with ``Accept: application/json``):
   killed job comes from ``POST /jobs?action=info`` (``ComputingActivity.Error``).
 * output: ``GET /jobs/<id>/session/pilot.out`` and ``pilot.err`` (the session directory).
 * kill and clean: ``POST /jobs?action=kill`` / ``action=clean`` with the same job list.
-* CE status: ``GET /jobs`` (the jobs of our identity) and their statuses.
+* CE status: ``GET /jobs`` (the jobs of our identity) and their statuses; none while the CE has no
+  credential yet (the SiteDirector hands its pilot proxy over with the first submission).
 
 Credentials: with a token (``setToken``) every request carries ``Authorization: Bearer <token>``
 and no client certificate; otherwise TLS with the CE's proxy (``setProxy``), else the last pilot
@@ -384,6 +385,12 @@ class AREXComputingElement(ComputingElement):
             raise ComputingElementError(f"CE {self.ceName}: {action} refused for {'; '.join(problems)}")
 
     def _getCEStatus(self) -> dict[str, Any]:
+        if not self.token and self.proxy is None and self._submitProxy is None \
+                and not os.path.isfile(Locations.getProxyLocation()):
+            # the SiteDirector gives its pilot proxy with the first submission only: until then our jobs on
+            # the CE cannot be listed, and its own pilot counts (MaxTotalJobs, MaxWaitingJobs) are the limit
+            self.log.info("CE %s: no credential yet to count our jobs on it: counted as none", self.ceName)
+            return {"RunningJobs": 0, "WaitingJobs": 0}
         listing = self.request("GET", "jobs")
         arcIDs = [str(entry.get("id")) for entry in jobEntries(listing.json())] if listing.text.strip() else []
         counts = {RUNNING: 0, WAITING: 0}
