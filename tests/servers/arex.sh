@@ -84,6 +84,11 @@ make_credentials() {
         "$PYTHON" -m dirac.FrameworkSystem.scripts.dirac_ca init --dir "$STATE/ca" \
             --subject "/O=DIRAC-Seed/CN=DIRAC Seed AREX Test CA" --certificates-dir "$CERTS" >/dev/null
     fi
+    # a fresh start trusts our CA only and authorises nobody: earlier trust/allow calls are forgotten
+    rm -rf "$CERTS"
+    "$PYTHON" -c 'import sys; from dirac.Core.Security.CA import CertificateAuthority as CA
+CA(sys.argv[1]).installInCertificatesDir(sys.argv[2])' "$STATE/ca" "$CERTS"
+    : > "$STATE/allowed-subjects"
     if [ ! -s "$STATE/host/hostcert.pem" ]; then
         "$PYTHON" -m dirac.FrameworkSystem.scripts.dirac_ca host localhost --dir "$STATE/ca" \
             --out-dir "$STATE/host" >/dev/null
@@ -150,7 +155,6 @@ start() {
     if ! id "$JOB_USER" >/dev/null 2>&1; then
         useradd --create-home --shell /bin/bash "$JOB_USER"
     fi
-    touch "$STATE/allowed-subjects"
     make_credentials
     [ -s "$STATE/port" ] || echo "${DIRAC_TEST_AREX_PORT:-$(free_port)}" > "$STATE/port"
     if [ -z "${DIRAC_TEST_AREX_PORT:-}" ] && ! alive "$STATE/run/arex-ws.pid" \
