@@ -174,6 +174,15 @@ def test_a_killed_pilot_is_aborted_and_a_cleaned_one_is_gone(submitted: Arex) ->
     assert not output["OK"] and output["Errno"] == DErrno.ERESUNK, output
 
 
+def test_pilots_a_rex_refuses_are_a_submission_error_with_its_reason(arex: Arex) -> None:
+    script = arex.script("never.sh", "#!/bin/sh\ntrue\n")
+    for options, reason in (({"Queue": "nosuchqueue"}, "500 Requested queue nosuchqueue is not allowed"),
+                            ({"XRSLExtraString": "(broken"}, "500 nordugrid:xrsl parsing error")):
+        result = arex.ce(**options).submitJob(script, arex.proxy)
+        assert not result["OK"] and result["Errno"] == DErrno.EWMSSUBM, result
+        assert f"no pilot accepted: {reason}" in result["Message"], result["Message"]
+
+
 def test_an_identity_a_rex_does_not_authorise_is_refused(arex: Arex) -> None:
     cert, key = arex.ca.issueUserCertificate("/O=DIRAC-Seed/OU=arex/CN=stranger")
     stranger = X509Chain.fromPEM(cert + key).generateProxy(3600).toPEM()
