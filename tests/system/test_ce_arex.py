@@ -56,6 +56,7 @@ class Arex:
     settings: dict[str, str]
     root: Path
     ca: CertificateAuthority
+    user: X509Chain
     proxy: bytes
     submitted: dict[str, tuple[AREXComputingElement, dict[str, str]]] = field(default_factory=dict)
 
@@ -101,11 +102,12 @@ def arex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arex]:
             done = serverScript("arex", action, argument)
             assert done.returncode == 0, done.stderr
         cert, key = ca.issueUserCertificate(PILOT_DN)
-        proxy = X509Chain.fromPEM(cert + key).generateProxy(7200, group="dirac_pilot").toPEM()
+        user = X509Chain.fromPEM(cert + key)
+        proxy = user.generateProxy(7200, group="dirac_pilot").toPEM()
         saved = os.environ.get("X509_CERT_DIR")
         os.environ["X509_CERT_DIR"] = settings["AREX_CERTIFICATES"]  # A-REX's CA and ours
         try:
-            yield Arex(settings, root, ca, proxy)
+            yield Arex(settings, root, ca, user, proxy)
         finally:
             os.environ.pop("X509_CERT_DIR") if saved is None else os.environ.update(X509_CERT_DIR=saved)
 
@@ -172,6 +174,18 @@ def test_a_killed_pilot_is_aborted_and_a_cleaned_one_is_gone(submitted: Arex) ->
         assert ce.getJobStatus([reference])["Value"] == {reference: "Aborted"}
     output = ce.getJobOutput(reference)
     assert not output["OK"] and output["Errno"] == DErrno.ERESUNK, output
+
+
+def test_a_new_pilot_proxy_renews_the_delegation_of_its_identity_and_another_group_gets_its_own(arex: Arex
+                                                                                                 ) -> None:
+    ce = arex.ce()
+    ce.setProxy(arex.proxy)
+    first = ce.delegate(arex.proxy)
+    newer = arex.user.generateProxy(7200, group="dirac_pilot").toPEM()
+    assert ce.delegate(newer) == first
+    held = X509Chain.fromPEM(ce.request("POST", f"delegations/{first}", action="get").text)
+    assert held.certs[1] == X509Chain.fromPEM(newer).leaf  # what A-REX holds is signed by the newer proxy
+    assert ce.delegate(arex.user.generateProxy(7200, group="dirac_user").toPEM()) != first
 
 
 def test_pilots_a_rex_refuses_are_a_submission_error_with_its_reason(arex: Arex) -> None:

@@ -6,7 +6,9 @@ The exchanges (all with ``Accept: application/json``):
 * delegation: ``POST /delegations?action=new`` answers a PKCS#10 request (PEM) and its URL in
   ``Location`` (the delegation id is its last part); we sign a proxy for that request with the
   pilot proxy (``X509Chain.generateChainFromRequest``) and ``PUT /delegations/<id>`` the chain
-  (``Content-Type: application/x-pem-file``). One delegation is kept per pilot proxy and reused.
+  (``Content-Type: application/x-pem-file``). One delegation per identity (DN and group): a new
+  pilot proxy renews it (``POST /delegations/<id>?action=renew`` answers a new request), so that
+  the pilots already running get the new proxy as well.
 * submission: ``POST /jobs?action=new`` with the xRSL (``application/rsl``, all pilots of a call in
   one multi-request) or one ADL document per pilot (``application/xml``), the xRSL naming the
   delegation (``delegationid``); the answer is ``{"job": {...}}`` or ``{"job": [{...}, ...]}``
@@ -131,6 +133,7 @@ class AREXComputingElement(ComputingElement):
         self._sessionKey: tuple[str, str] | None = None
         self._submitProxy: bytes | None = None
         self.delegations: dict[str, str] = {}  # sha256 of a pilot proxy -> its delegation id on the CE
+        self.identityDelegations: dict[tuple[str, str], str] = {}  # (DN, group) -> delegation id
 
     # -- options ----------------------------------------------------------------------------------------
     @property
@@ -228,25 +231,41 @@ class AREXComputingElement(ComputingElement):
 
     # -- delegation -------------------------------------------------------------------------------------
     def delegate(self, proxy: bytes) -> str:
-        """The id of a delegation on the CE holding a proxy signed with ``proxy`` (made once per proxy)."""
+        """The id of a delegation on the CE holding a proxy signed with ``proxy``.
+
+        One delegation per identity (DN and group): a new proxy of an identity already delegated
+        renews that delegation (``action=renew``), so the pilots already running get the new proxy too.
+        """
         digest = hashlib.sha256(proxy).hexdigest()
         if digest in self.delegations:
             return self.delegations[digest]
         chain = X509Chain.fromPEM(proxy)
         if not chain.hasKey:
             raise SubmissionError(f"CE {self.ceName}: the pilot proxy has no private key: it cannot be delegated")
-        response = self.request("POST", "delegations", action="new")
-        location = response.headers.get("Location", "")
-        delegationID = location.rstrip("/").rsplit("/", 1)[-1]
-        if not location or not _ARC_ID.match(delegationID) or "BEGIN CERTIFICATE REQUEST" not in response.text:
-            raise ComputingElementError(f"CE {self.ceName}: unexpected answer to a new delegation: Location "
-                                        f"{location!r}, {response.text[:100]!r}")
+        identity = (chain.identityDN, chain.diracGroup or "")
+        delegationID = self.identityDelegations.get(identity, "")
+        if delegationID:
+            try:
+                response = self.request("POST", f"delegations/{delegationID}", action="renew")
+            except ComputingElementError as exc:  # e.g. removed by the CE: make a new one
+                self.log.warning("CE %s: delegation %s cannot be renewed: %s", self.ceName, delegationID, exc.message)
+                delegationID = ""
+        if not delegationID:
+            response = self.request("POST", "delegations", action="new")
+            location = response.headers.get("Location", "")
+            delegationID = location.rstrip("/").rsplit("/", 1)[-1]
+            if not location or not _ARC_ID.match(delegationID):
+                raise ComputingElementError(f"CE {self.ceName}: unexpected answer to a new delegation: Location "
+                                            f"{location!r}")
+        if "BEGIN CERTIFICATE REQUEST" not in response.text:
+            raise ComputingElementError(f"CE {self.ceName}: delegation {delegationID}: no certificate request in the "
+                                        f"answer: {response.text[:100]!r}")
         signed = chain.generateChainFromRequest(response.text, max(chain.remainingSeconds, 0))
         self.request("PUT", f"delegations/{delegationID}", data=signed.certificatesPEM(),
                      contentType="application/x-pem-file")
         self.log.info("CE %s: proxy of %s delegated as %s (valid %d s)", self.ceName, chain.identityDN, delegationID,
                       signed.remainingSeconds)
-        self.delegations[digest] = delegationID
+        self.delegations[digest] = self.identityDelegations[identity] = delegationID
         return delegationID
 
     # -- references ---------------------------------------------------------------------------------------
