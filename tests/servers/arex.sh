@@ -67,10 +67,11 @@ settings() {
 }
 
 install_arex() {
-    [ -x /usr/sbin/arched ] && [ -x /usr/share/arc/arc-arex-ws-start ] && command -v curl >/dev/null && return 0
+    [ -x /usr/sbin/arched ] && [ -x /usr/share/arc/arc-arex-ws-start ] && command -v curl >/dev/null \
+        && command -v openssl >/dev/null && return 0
     echo ">>> installing nordugrid-arc-arex" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nordugrid-arc-arex curl \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nordugrid-arc-arex curl openssl \
         >/dev/null
     # the package's init scripts are refused by policy-rc.d here: nothing system-wide is started
 }
