@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import bench_matcher, bench_rpc, bench_submit, bench_throughput
+from benchmarks import bench_filecatalog, bench_matcher, bench_rpc, bench_submit, bench_throughput
 from benchmarks.common import Figure, runningGrid, serverRSS
 
 BENCHMARKS = {"rpc": bench_rpc.run, "submission": bench_submit.run, "matcher": bench_matcher.run,
-              "throughput": bench_throughput.run}
+              "throughput": bench_throughput.run, "filecatalog": bench_filecatalog.run}
 
 
 def table(figures: list[Figure]) -> str:

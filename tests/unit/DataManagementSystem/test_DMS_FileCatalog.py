@@ -172,3 +172,31 @@ def test_lfnChecks_applyToEveryMethodAndPerLFN(fc) -> None:
         assert set(result["Failed"]) == set(bad) and result["Successful"] == {}
     assert fc.createDirectory(CARL, "/dirac/x")["Failed"] == {"/dirac/x": "Invalid LFN: not under the VO root /lhcb"}
     assert ok(fc.createDirectory(ADMIN, "/lhcb/data")) == {"/lhcb/data": True}
+
+
+def test_listDirectory_packedRowsOnMariaDB_sameAsThePlainQuery_evenWithSeparatorsInAValue(fc) -> None:
+    import gc
+
+    from dirac.DataManagementSystem.DB import FileCatalogDB as module
+
+    db = fc.db
+    entries = {f"/dirac/list/f{i:04d}": {"Size": i, "Checksum": "0badcafe", "ChecksumType": "Adler32",
+                                         "GUID": f"guid-{i}", "Status": "AprioriGood", "Replicas": [("SE-A", "", "")]}
+               for i in range(3000)}  # more than one packed block of 2,048 rows
+    assert db.addFiles(entries, "alice", "dirac_user", 0o644, 0o755)[1] == {}
+    listing = db.listDirectory("/dirac/list", False)["Files"]
+    assert sorted(listing) == sorted(entries)
+    meta = listing["/dirac/list/f0042"]["MetaData"]
+    assert (meta["FileID"] > 0, meta["Size"], meta["GUID"], meta["Owner"], meta["Mode"], meta["Type"]) == (
+        True, 42, "guid-42", "alice", 0o644, "File")
+    assert meta["CreationDate"].tzinfo is None and meta["CreationDate"] == meta["ModificationDate"]
+    with db.connection() as conn:
+        dirID = db._directoriesByPath(conn, ["/dirac/list"])["/dirac/list"]["DirID"]
+        packed = db._listingRows(conn, dirID)
+        plain = conn.execute(module.select(module.T.files.c.FileName, *module._LISTING_COLUMNS)
+                             .where(module.T.files.c.DirID == dirID)).all()
+    assert sorted(map(tuple, packed)) == sorted(map(tuple, plain))
+    odd = {"/dirac/list/odd": {**entries["/dirac/list/f0001"], "GUID": "a\x00b\x01c"}}
+    assert db.addFiles(odd, "alice", "dirac_user", 0o644, 0o755)[1] == {}
+    assert db.listDirectory("/dirac/list", False)["Files"]["/dirac/list/odd"]["MetaData"]["GUID"] == "a\x00b\x01c"
+    assert gc.isenabled()  # the collector paused for the listing is running again

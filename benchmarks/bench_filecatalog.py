@@ -1,0 +1,188 @@
+"""File Catalog: bulk registration, getReplicas, a big listing, a metadata query and a recursive dump.
+
+Measured twice: through ``FileCatalogDB`` in this process (the database and its queries alone)
+and through the ``DataManagement/FileCatalog`` service over HTTPS with the grid user's proxy
+(what a user sees: RPC, JSON, the permission checks of ``Logic/FileCatalog``). The namespace:
+
+- ``/dirac/bench/db/d00000 ..``: ``files`` files (1,000,000; ``--quick`` 20,000) registered by
+  FileCatalogDB.addFiles in batches of 5,000, 1,000 files per directory, one replica each;
+- ``/dirac/bench/db/big``: 10,000 files in one directory, for the listing;
+- three directory metadata fields (``BenchRun`` int, ``BenchType`` string, ``BenchEnergy``
+  float) on every directory, the query matching 1 directory in 100;
+- ``/dirac/bench/svc/..``: ``serviceFiles`` files (100,000; ``--quick`` 10,000) registered
+  through the service, 1,000 LFNs per ``addFile`` call, and listed, queried and dumped the
+  same way as above.
+
+Each timed read is the median of REPEATS runs. Targets (issue 8): registration >= 5,000 files/s,
+getReplicas >= 50,000 LFN/s, a 10,000-entry listing <= 50 ms, a 3-field query <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.common import Figure, Grid
+
+TARGET_REGISTER = 5_000
+TARGET_REPLICAS = 50_000
+TARGET_LIST_MS = 50
+TARGET_QUERY_MS = 200
+PER_DIRECTORY = 1_000
+BIG_DIRECTORY = 10_000
+BATCH = 5_000
+SERVICE_BATCH = 1_000
+REPLICA_CALL = 10_000
+REPEATS = 5
+SE = "ONEBOX-disk"
+FIELDS = {"BenchRun": "int", "BenchType": "string", "BenchEnergy": "float"}
+
+
+def _dirValues(index: int) -> dict[str, Any]:
+    """The metadata of directory ``index``: the query below matches directories with index % 100 == 7."""
+    return {"BenchRun": index % 100, "BenchType": "raw" if index % 2 else "reco", "BenchEnergy": 6.5 + index % 4}
+
+
+QUERY = {"BenchRun": 7, "BenchType": "raw", "BenchEnergy": {">": 8.0}}  # index % 100 == 7 -> odd, 7 % 4 == 3
+
+
+def _lfns(root: str, files: int) -> list[str]:
+    return [f"{root}/d{i // PER_DIRECTORY:05d}/f{i % PER_DIRECTORY:04d}" for i in range(files)]
+
+
+def _entry(lfn: str) -> dict[str, Any]:
+    return {"Size": 1000 + len(lfn), "Checksum": "0badcafe", "ChecksumType": "Adler32", "GUID": str(uuid.uuid4()),
+            "Status": "AprioriGood", "Replicas": [(SE, "", "AprioriGood")]}
+
+
+def _median(call: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]:
+    """(median seconds, the last answer) of ``repeats`` calls."""
+    times, answer = [], None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        answer = call()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times), answer
+
+
+def _progress(done: int, total: int, what: str) -> None:
+    print(f"\r    {done:,} / {total:,} {what}", end="" if done < total else "\n", flush=True)
+
+
+def benchDB(grid: Grid, files: int) -> list[Figure]:
+    """The figures through FileCatalogDB in this process."""
+    from dirac.DataManagementSystem.DB.FileCatalogDB import FileCatalogDB
+
+    db = FileCatalogDB()
+    root = "/dirac/bench/db"
+    lfns = _lfns(root, files)
+    big = [f"{root}/big/f{i:05d}" for i in range(BIG_DIRECTORY)]
+    began = time.perf_counter()
+    for start in range(0, len(lfns), BATCH):
+        part = lfns[start:start + BATCH]
+        _, failed = db.addFiles({lfn: _entry(lfn) for lfn in part}, "bench", "dirac_user", 0o644, 0o755)
+        if failed:
+            raise RuntimeError(f"registration failed: {next(iter(failed.items()))}")
+        _progress(start + len(part), len(lfns), "files registered through FileCatalogDB")
+    registerRate = len(lfns) / (time.perf_counter() - began)
+    db.addFiles({lfn: _entry(lfn) for lfn in big}, "bench", "dirac_user", 0o644, 0o755)
+    for name, typ in FIELDS.items():
+        db.addMetadataField(name, typ, "D")
+    directories = files // PER_DIRECTORY
+    for index in range(directories):
+        db.setDirectoryMetadata(f"{root}/d{index:05d}", _dirValues(index))
+
+    sample = lfns[:: max(1, len(lfns) // 100_000)][:100_000]
+    began = time.perf_counter()
+    for start in range(0, len(sample), REPLICA_CALL):
+        found, _ = db.getReplicas(sample[start:start + REPLICA_CALL], False, ["AprioriGood"], ["AprioriGood"])
+        assert len(found) == len(sample[start:start + REPLICA_CALL])
+    replicaRate = len(sample) / (time.perf_counter() - began)
+    listing, answer = _median(lambda: db.listDirectory(f"{root}/big", False))
+    assert len(answer["Files"]) == BIG_DIRECTORY
+    conditions = [("BenchRun", "=", 7), ("BenchType", "=", "raw"), ("BenchEnergy", ">", 8.0)]
+    query, found = _median(lambda: db.findFiles(conditions, root))
+    expected = sum(PER_DIRECTORY for index in range(directories) if index % 100 == 7)
+    assert len(found) == expected, (len(found), expected)
+    dump, answer = _median(lambda: db.getDirectoryDump(root), repeats=1)
+    assert len(answer["Files"]) == files + BIG_DIRECTORY
+    return [
+        Figure("filecatalog", f"FileCatalogDB.addFiles, {files:,} files in batches of {BATCH:,}", registerRate,
+               "files/s", TARGET_REGISTER, backend=grid.backend),
+        Figure("filecatalog", f"FileCatalogDB.getReplicas, {len(sample):,} LFNs, {REPLICA_CALL:,} per call",
+               replicaRate, "LFN/s", TARGET_REPLICAS, backend=grid.backend),
+        Figure("filecatalog", f"FileCatalogDB.listDirectory, {BIG_DIRECTORY:,} entries", listing * 1000, "ms",
+               TARGET_LIST_MS, better="lower", backend=grid.backend),
+        Figure("filecatalog", f"FileCatalogDB.findFiles, 3 directory fields over {files:,} files "
+               f"({expected:,} found)", query * 1000, "ms", TARGET_QUERY_MS, better="lower", backend=grid.backend),
+        Figure("filecatalog", f"FileCatalogDB.getDirectoryDump, {files + BIG_DIRECTORY:,} files", dump, "s",
+               better="lower", backend=grid.backend),
+    ]
+
+
+def benchService(grid: Grid, files: int) -> list[Figure]:
+    """The figures through the FileCatalog service over HTTPS, as the grid's user."""
+    from dirac.Core.Tornado.Client import RPCClient
+
+    client = RPCClient(f"https://127.0.0.1:{grid.port}/DataManagement/FileCatalog")
+
+    def call(method: str, *args: Any) -> Any:
+        result = getattr(client, method)(*args)
+        if not result["OK"]:
+            raise RuntimeError(f"FileCatalog.{method}: {result['Message']}")
+        value = result["Value"]
+        if isinstance(value, dict) and value.get("Failed"):
+            raise RuntimeError(f"FileCatalog.{method}: {next(iter(value['Failed'].items()))}")
+        return value
+
+    root = "/dirac/bench/svc"
+    lfns = _lfns(root, files)
+    big = [f"{root}/big/f{i:05d}" for i in range(BIG_DIRECTORY)]
+
+    def wire(lfn: str) -> dict[str, Any]:
+        entry = _entry(lfn)
+        return {"PFN": "", "SE": SE, "Size": entry["Size"], "Checksum": entry["Checksum"], "GUID": entry["GUID"]}
+
+    began = time.perf_counter()
+    for start in range(0, len(lfns), SERVICE_BATCH):
+        call("addFile", {lfn: wire(lfn) for lfn in lfns[start:start + SERVICE_BATCH]})
+        if (start // SERVICE_BATCH) % 10 == 9 or start + SERVICE_BATCH >= len(lfns):
+            _progress(min(start + SERVICE_BATCH, len(lfns)), len(lfns), "files registered through the service")
+    registerRate = len(lfns) / (time.perf_counter() - began)
+    for start in range(0, len(big), SERVICE_BATCH):
+        call("addFile", {lfn: wire(lfn) for lfn in big[start:start + SERVICE_BATCH]})
+    for index in range(files // PER_DIRECTORY):
+        call("setMetadata", f"{root}/d{index:05d}", _dirValues(index))
+
+    began = time.perf_counter()
+    for start in range(0, len(lfns), REPLICA_CALL):
+        assert len(call("getReplicas", lfns[start:start + REPLICA_CALL])["Successful"]) == \
+            len(lfns[start:start + REPLICA_CALL])
+    replicaRate = len(lfns) / (time.perf_counter() - began)
+    listing, answer = _median(lambda: call("listDirectory", f"{root}/big"))
+    assert len(answer["Successful"][f"{root}/big"]["Files"]) == BIG_DIRECTORY
+    query, found = _median(lambda: call("findFilesByMetadata", QUERY, root))
+    expected = sum(PER_DIRECTORY for index in range(files // PER_DIRECTORY) if index % 100 == 7)
+    assert len(found) == expected, (len(found), expected)
+    dump, answer = _median(lambda: call("getDirectoryDump", root), repeats=1)
+    assert len(answer["Successful"][root]["Files"]) == files + BIG_DIRECTORY
+    return [
+        Figure("filecatalog", f"service addFile, {files:,} files, {SERVICE_BATCH:,} per call", registerRate,
+               "files/s", TARGET_REGISTER, backend=grid.backend),
+        Figure("filecatalog", f"service getReplicas, {REPLICA_CALL:,} LFNs per call", replicaRate, "LFN/s",
+               TARGET_REPLICAS, backend=grid.backend),
+        Figure("filecatalog", f"service listDirectory, {BIG_DIRECTORY:,} entries", listing * 1000, "ms",
+               TARGET_LIST_MS, better="lower", backend=grid.backend),
+        Figure("filecatalog", f"service findFilesByMetadata, 3 directory fields ({expected:,} found)", query * 1000,
+               "ms", TARGET_QUERY_MS, better="lower", backend=grid.backend),
+        Figure("filecatalog", f"service getDirectoryDump, {files + BIG_DIRECTORY:,} files", dump, "s",
+               better="lower", backend=grid.backend),
+    ]
+
+
+def run(grid: Grid, quick: bool = False) -> list[Figure]:
+    files, serviceFiles = (20_000, 10_000) if quick else (1_000_000, 100_000)
+    return benchDB(grid, files) + benchService(grid, serviceFiles)
