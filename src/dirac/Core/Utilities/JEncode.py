@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 from typing import Any
 
@@ -18,10 +19,36 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"
 
 
+def _datetimeText(o: datetime.datetime) -> str:
+    """``o`` as DATETIME_FORMAT (its wall-clock fields, as strftime gives them)."""
+    return _naiveText(o) if o.tzinfo is None else _formatted(o)
+
+
+def _formatted(o: datetime.datetime) -> str:
+    if o.year < 1000:  # strftime's %Y does not pad to four digits
+        return o.strftime(DATETIME_FORMAT)
+    return o.replace(tzinfo=None, microsecond=0).isoformat(" ")  # the same text, several times faster
+
+
+#: big answers (a catalog listing) carry the same few timestamps thousands of times; only naive
+#: datetimes are cached: aware ones equal in UTC may differ in their wall-clock fields
+_naiveText = functools.lru_cache(maxsize=4096)(_formatted)
+
+
+def _parseDatetime(text: str) -> datetime.datetime:
+    """DATETIME_FORMAT text as a datetime: fromisoformat when it has exactly that shape, else strptime's checks."""
+    if len(text) == 19 and text[4] == "-" and text[10] == " " and text[13] == ":" and text.isascii():
+        try:
+            return datetime.datetime.fromisoformat(text)
+        except ValueError:
+            pass  # strptime gives the usual error
+    return datetime.datetime.strptime(text, DATETIME_FORMAT)
+
+
 class _Encoder(json.JSONEncoder):
     def default(self, o: Any) -> Any:
         if isinstance(o, datetime.datetime):
-            return {"__dCls": "dt", "obj": o.strftime(DATETIME_FORMAT)}
+            return {"__dCls": "dt", "obj": _datetimeText(o)}
         if isinstance(o, datetime.date):
             return {"__dCls": "date", "obj": o.strftime(DATE_FORMAT)}
         if isinstance(o, (bytes, bytearray)):
@@ -36,7 +63,7 @@ def _decodeObject(data: dict) -> Any:
     if tag is None:
         return data
     if tag == "dt":
-        return datetime.datetime.strptime(data["obj"], DATETIME_FORMAT)
+        return _parseDatetime(data["obj"])
     if tag == "date":
         return datetime.datetime.strptime(data["obj"], DATE_FORMAT).date()
     if tag == "b64":

@@ -33,3 +33,20 @@ def test_int_keys_come_back_as_strings_and_can_be_restored():
     decoded = JEncode.decode(JEncode.encode({1: "a", 2: "b"}))[0]
     assert decoded == {"1": "a", "2": "b"}
     assert JEncode.strToIntDict(decoded) == {1: "a", 2: "b"}
+
+
+def test_datetimes_encode_as_strftime_would_aware_or_naive_cached_or_not():
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    cases = [datetime.datetime(2026, 3, 4, 5, 6, 7, 890), datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=paris),
+             datetime.datetime(2026, 3, 4, 4, 6, 7, tzinfo=datetime.UTC),  # the same instant, other wall clock
+             datetime.datetime(999, 1, 2, 3, 4, 5)]
+    for _ in range(2):  # the second time from the cache of naive ones
+        encoded = json.loads(JEncode.encode(cases))
+        assert [item["obj"] for item in encoded] == [d.strftime(JEncode.DATETIME_FORMAT) for d in cases]
+
+
+def test_datetime_text_of_another_shape_is_refused_as_strptime_refuses_it():
+    assert JEncode.decode('{"__dCls": "dt", "obj": "2026-03-04 05:06:07"}')[0] == datetime.datetime(2026, 3, 4, 5, 6, 7)
+    for bad in ("2026-03-04T05:06:07", "2026-03-04 05:06:07.5", "2026-02-30 05:06:07", "2026-03-04 25:06:07"):
+        with pytest.raises(ValueError):
+            JEncode.decode(json.dumps({"__dCls": "dt", "obj": bad}))
