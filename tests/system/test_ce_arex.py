@@ -50,6 +50,12 @@ openssl x509 -in "$X509_USER_PROXY" -noout -issuer
 echo "to stderr" >&2
 """
 
+TOKEN_REPORT = """#!/bin/sh
+cd /
+echo "token file=$BEARER_TOKEN_FILE"
+echo "token=$(cat "$BEARER_TOKEN_FILE")"
+"""
+
 
 @dataclass
 class Arex:
@@ -120,6 +126,11 @@ def submitted(arex: Arex) -> Arex:
     arex.submit("fail", xrslCE, arex.script("fail.sh", "#!/bin/sh\necho failing\nexit 3\n"))
     arex.submit("sleep", xrslCE, arex.script("sleep.sh", "#!/bin/sh\nsleep 600\n"))
     arex.submit("adl", arex.ce(JobDescriptionLanguage="ADL"), arex.script("report-adl.sh", REPORT))
+    for language in ("xRSL", "ADL"):  # a token for the pilots, the CE itself with its proxy
+        tokenCE = arex.ce(JobDescriptionLanguage=language, AuthenticateWithToken="false")
+        tokenCE.setProxy(arex.proxy)
+        tokenCE.setToken(f"pilot-token-{language}")
+        arex.submit(f"token-{language}", tokenCE, arex.script("token.sh", TOKEN_REPORT))
     return arex
 
 
@@ -145,6 +156,18 @@ def test_an_adl_pilot_runs_to_done_as_well(submitted: Arex) -> None:
     assert waitForStatuses(ce, [reference]) == {reference: "Done"}
     stdout, _ = ce.getJobOutput(reference)["Value"]
     assert f"stamp={stamp}\n" in stdout and "CN = pilot factory, CN = " in stdout, stdout
+
+
+@pytest.mark.parametrize("language", ["xRSL", "ADL"])
+def test_a_token_set_on_the_ce_goes_with_its_pilots_as_an_absolute_bearer_token_file(submitted: Arex,
+                                                                                     language: str) -> None:
+    ce, stamps = submitted.submitted[f"token-{language}"]
+    [reference] = stamps
+    assert waitForStatuses(ce, [reference]) == {reference: "Done"}, ce.statusReason(reference)
+    stdout, stderr = ce.getJobOutput(reference)["Value"]
+    assert f"token=pilot-token-{language}\n" in stdout, (stdout, stderr)
+    tokenFile = stdout.split("token file=", 1)[1].split("\n", 1)[0]
+    assert tokenFile.startswith("/") and tokenFile.endswith("/pilot.token"), stdout
 
 
 def test_a_pilot_exiting_non_zero_is_failed_with_the_arc_error(submitted: Arex) -> None:

@@ -16,6 +16,7 @@ from dirac.Resources.Computing.AREXJobDescription import (
     NORDUGRID_ADL_NAMESPACE,
     PilotDescription,
     adl,
+    tokenWrapper,
     xrsl,
     xrslBulk,
 )
@@ -35,6 +36,22 @@ def test_xrsl_pushes_the_executable_keeps_the_outputs_and_names_the_delegation()
                  "(count=8)(countpernode=8)", "(memory=2000)", "(cputime=90)", '(delegationid="d3l39")'):
         assert part in text, part
     assert text.endswith('(runtimeenvironment="ENV/X")')
+
+
+def test_with_a_token_the_wrapper_runs_the_pilot_pushed_beside_it_with_the_token() -> None:
+    withToken = pilot(executable="dirac-arex-pilot.sh", inputs=["pilot.py", "pilot.token"], executables=["pilot.py"])
+    text = xrsl(withToken)
+    assert '(executable="dirac-arex-pilot.sh")' in text
+    assert '(inputFiles=("dirac-arex-pilot.sh" "")("pilot.py" "")("pilot.token" ""))' in text
+    assert '(executables="pilot.py")' in text
+    root = ET.fromstring(adl(withToken).split("\n", 1)[1])
+    ns = {"adl": ADL_NAMESPACE}
+    assert [(i.findtext("adl:Name", namespaces=ns), i.findtext("adl:IsExecutable", namespaces=ns))
+            for i in root.findall("adl:DataStaging/adl:InputFile", namespaces=ns)] == [
+        ("dirac-arex-pilot.sh", "true"), ("pilot.py", "true"), ("pilot.token", "false")]
+    wrapper = tokenWrapper("pilot.py")
+    assert wrapper.startswith("#!/bin/sh\n") and 'BEARER_TOKEN_FILE="$PWD/pilot.token"' in wrapper
+    assert 'exec "./pilot.py" "$@"' in wrapper
 
 
 def test_several_pilots_make_one_xrsl_multi_request_and_one_pilot_a_plain_relation() -> None:

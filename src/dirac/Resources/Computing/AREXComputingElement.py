@@ -23,15 +23,19 @@ The exchanges (all with ``Accept: application/json``):
   credential yet (the SiteDirector hands its pilot proxy over with the first submission).
 
 Credentials: with a token (``setToken``) every request carries ``Authorization: Bearer <token>``
-and no client certificate; otherwise TLS with the CE's proxy (``setProxy``), else the last pilot
-proxy given to ``submitJob``, else ``$X509_USER_PROXY``. The server is verified against the CA
-directory (``$X509_CERT_DIR`` or ``/DIRAC/Security/CALocation``). The pilot proxy given to
-``submitJob`` is always delegated, token or not: it is the pilots' credential.
+and no client certificate (with ``AuthenticateWithToken = False`` the CE keeps using its proxy);
+otherwise TLS with the CE's proxy (``setProxy``), else the last pilot proxy given to ``submitJob``,
+else ``$X509_USER_PROXY``. The server is verified against the CA directory (``$X509_CERT_DIR`` or
+``/DIRAC/Security/CALocation``). The pilot proxy given to ``submitJob`` is always delegated, token
+or not: it is the pilots' credential. A token set on the CE also goes with each pilot
+(``pilot.token`` in the session directory, ``BEARER_TOKEN_FILE`` set by a small wrapper that runs
+the pilot), as with the other CEs.
 
 Options: ``Port`` (443), ``RESTVersion`` (1.0), ``JobDescriptionLanguage`` (``xRSL`` or ``ADL``),
 ``XRSLExtraString`` (appended to each xRSL relation, e.g. ``(runtimeenvironment="ENV/SINGULARITY")``),
-``Timeout`` (seconds per request, 60). The ARC queue is the CS queue's name (``nordugrid-<lrms>-<queue>``
-names, DIRAC's convention, are cut to ``<queue>``). References: ``arex://<CE>/<ARC job id>``.
+``Timeout`` (seconds per request, 60), ``AuthenticateWithToken`` (true). The ARC queue is the CS
+queue's name (``nordugrid-<lrms>-<queue>`` names, DIRAC's convention, are cut to ``<queue>``).
+References: ``arex://<CE>/<ARC job id>``.
 
 ARC states -> pilot statuses: ACCEPTING, ACCEPTED, PREPARING, PREPARED, SUBMITTING, QUEUING, HELD ->
 Waiting; RUNNING, EXITINGLRMS, EXECUTED, FINISHING, OTHER -> Running; FINISHED -> Done; FAILED ->
@@ -153,8 +157,14 @@ class AREXComputingElement(ComputingElement):
         return queue
 
     # -- HTTP -------------------------------------------------------------------------------------------
+    @property
+    def bearerToken(self) -> str | None:
+        """The token the CE authenticates with (None: TLS with a proxy); ``AuthenticateWithToken = False``
+        keeps the token for the pilots only."""
+        return self.token if self.token and self.castOption("AuthenticateWithToken", True) else None
+
     def _credential(self) -> bytes | None:
-        if self.token:
+        if self.bearerToken:
             return None
         if self.proxy is not None:
             return self.proxy
@@ -182,7 +192,7 @@ class AREXComputingElement(ComputingElement):
     def session(self) -> requests.Session:
         """The HTTPS session for the current credential (made again when the credential changes)."""
         credential = self._credential()
-        key = (hashlib.sha256(credential).hexdigest() if credential else "", self.token or "")
+        key = (hashlib.sha256(credential).hexdigest() if credential else "", self.bearerToken or "")
         if self._session is None or key != self._sessionKey:
             self.close()
             session = requests.Session()
@@ -190,8 +200,8 @@ class AREXComputingElement(ComputingElement):
             session.verify = Locations.getCAsLocation()
             session.mount("https://", _ContextAdapter(self._sslContext(credential)))
             session.headers["Accept"] = "application/json"
-            if self.token:
-                session.headers["Authorization"] = f"Bearer {self.token}"
+            if self.bearerToken:
+                session.headers["Authorization"] = f"Bearer {self.bearerToken}"
             self._session, self._sessionKey = session, key
         return self._session
 
@@ -273,11 +283,20 @@ class AREXComputingElement(ComputingElement):
         return self.ownJobID(reference, _ARC_ID, "<ARC job id>")
 
     # -- the hooks ----------------------------------------------------------------------------------------
-    def _pilots(self, executable: str, numberOfJobs: int, delegationID: str) -> list[descriptions.PilotDescription]:
+    def _pushedFiles(self, executable: Path) -> dict[str, bytes]:
+        """{name in the session directory: content} of each pilot; the first is the job's executable."""
+        if not self.token:
+            return {executable.name: executable.read_bytes()}
+        if executable.name in (descriptions.WRAPPER, descriptions.TOKEN_FILE):
+            raise SubmissionError(f"CE {self.ceName}: the executable may not be called {executable.name}")
+        return {descriptions.WRAPPER: descriptions.tokenWrapper(executable.name).encode(),
+                executable.name: executable.read_bytes(), descriptions.TOKEN_FILE: self.token.encode()}
+
+    def _pilots(self, files: list[str], numberOfJobs: int, delegationID: str) -> list[descriptions.PilotDescription]:
         return [descriptions.PilotDescription(
-            executable=executable, stamp=newStamp(), queue=self.arcQueue, processors=self.numberOfProcessors,
+            executable=files[0], stamp=newStamp(), queue=self.arcQueue, processors=self.numberOfProcessors,
             memoryMB=int(self.getParameter("MaxRAM")), cpuTimeMinutes=(self.cpuTime() + 59) // 60,
-            delegationID=delegationID) for _ in range(numberOfJobs)]
+            delegationID=delegationID, inputs=files[1:], executables=files[1:2]) for _ in range(numberOfJobs)]
 
     def _createJobs(self, pilots: list[descriptions.PilotDescription]) -> list[dict[str, Any]]:
         if self.language == "xRSL":
@@ -304,8 +323,8 @@ class AREXComputingElement(ComputingElement):
         if proxy is not None:
             self._submitProxy = proxy
         delegationID = self.delegate(proxy) if proxy is not None else ""
-        executable = Path(executableFile)
-        pilots = self._pilots(executable.name, numberOfJobs, delegationID)
+        files = self._pushedFiles(Path(executableFile))
+        pilots = self._pilots(list(files), numberOfJobs, delegationID)
         entries = self._createJobs(pilots)
         references: dict[str, str] = {}
         refused = []
@@ -316,10 +335,11 @@ class AREXComputingElement(ComputingElement):
                 continue
             reference = f"{self.referenceScheme}://{self.ceName}/{arcID}"
             try:
-                self.request("PUT", f"jobs/{arcID}/session/{executable.name}", data=executable.read_bytes(),
-                             contentType="application/octet-stream")
+                for name, content in files.items():
+                    self.request("PUT", f"jobs/{arcID}/session/{name}", data=content,
+                                 contentType="application/octet-stream")
             except DiracError as exc:
-                refused.append(f"{arcID}: the executable could not be uploaded: {exc.message}")
+                refused.append(f"{arcID}: {name} could not be uploaded: {exc.message}")
                 self._forget([arcID])
                 continue
             references[reference] = pilot.stamp
@@ -404,7 +424,7 @@ class AREXComputingElement(ComputingElement):
             raise ComputingElementError(f"CE {self.ceName}: {action} refused for {'; '.join(problems)}")
 
     def _getCEStatus(self) -> dict[str, Any]:
-        if not self.token and self.proxy is None and self._submitProxy is None \
+        if not self.bearerToken and self.proxy is None and self._submitProxy is None \
                 and not os.path.isfile(Locations.getProxyLocation()):
             # the SiteDirector gives its pilot proxy with the first submission only: until then our jobs on
             # the CE cannot be listed, and its own pilot counts (MaxTotalJobs, MaxWaitingJobs) are the limit

@@ -4,7 +4,9 @@ Both describe the same pilot: the executable is pushed by the client into the se
 (xRSL ``(inputFiles=("<name>" ""))``, ADL ``InputFile`` without ``Source``), standard output and
 error go to ``pilot.out``/``pilot.err`` in the session directory and are kept there for us to fetch
 (xRSL ``outputFiles`` with an empty destination, ADL ``OutputFile`` without ``Target``), and the
-environment holds ``DIRAC_PILOT_STAMP``. The job's proxy is the delegation named in xRSL's
+environment holds ``DIRAC_PILOT_STAMP``. When a token goes with the pilot, ``pilot.token`` is pushed
+too and a small wrapper (``dirac-arex-pilot.sh``) is the job's executable: it sets
+``BEARER_TOKEN_FILE`` to the token's absolute path and runs the pilot. The job's proxy is the delegation named in xRSL's
 ``delegationid`` or ADL's ``DataStaging/nordugrid-adl:DelegationID`` (ARC's extension; without
 it, A-REX 6.17 gave the job the certificate the client connected with, not the delegated proxy).
 A-REX takes several xRSL jobs in one request (``+(&...)(&...)``); ADL documents go one per request.
@@ -20,6 +22,8 @@ from dirac.Core.Utilities.Exceptions import InvalidArgument
 
 STDOUT = "pilot.out"
 STDERR = "pilot.err"
+TOKEN_FILE = "pilot.token"
+WRAPPER = "dirac-arex-pilot.sh"
 ADL_NAMESPACE = "http://www.eu-emi.eu/es/2010/12/adl"
 NORDUGRID_ADL_NAMESPACE = "http://www.nordugrid.org/es/2011/12/nordugrid-adl"
 LANGUAGES = ("xRSL", "ADL")
@@ -38,9 +42,22 @@ class PilotDescription:
     cpuTimeMinutes: int = 0
     delegationID: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+    #: further files the client pushes into the session directory, and which of them are executable
+    inputs: list[str] = field(default_factory=list)
+    executables: list[str] = field(default_factory=list)
 
     def variables(self) -> dict[str, str]:
         return {"DIRAC_PILOT_STAMP": self.stamp, **self.environment}
+
+    def pushed(self) -> list[str]:
+        return [self.executable, *self.inputs]
+
+
+def tokenWrapper(executable: str) -> str:
+    """The script run instead of the pilot when a token goes with it: ``BEARER_TOKEN_FILE`` must be an
+    absolute path (the pilot's job agent runs jobs elsewhere), and A-REX exports variables unexpanded."""
+    return (f'#!/bin/sh\nBEARER_TOKEN_FILE="$PWD/{TOKEN_FILE}"\nexport BEARER_TOKEN_FILE\n'
+            f'exec "./{executable}" "$@"\n')
 
 
 def _quoted(value: str, what: str) -> str:
@@ -53,7 +70,7 @@ def xrsl(pilot: PilotDescription, extra: str = "") -> str:
     """The xRSL relation of one pilot: ``&(executable=...)(...)``."""
     parts = [
         f"(executable={_quoted(pilot.executable, 'executable')})",
-        f"(inputFiles=({_quoted(pilot.executable, 'executable')} \"\"))",
+        "(inputFiles=" + "".join(f"({_quoted(name, 'input file')} \"\")" for name in pilot.pushed()) + ")",
         f"(stdout=\"{STDOUT}\")(stderr=\"{STDERR}\")",
         f"(outputFiles=(\"{STDOUT}\" \"\")(\"{STDERR}\" \"\"))",
         "(environment=" + "".join(f"({_quoted(name, 'variable')} {_quoted(value, 'value')})"
@@ -70,6 +87,8 @@ def xrsl(pilot: PilotDescription, extra: str = "") -> str:
         parts.append(f"(cputime={pilot.cpuTimeMinutes})")
     if pilot.delegationID:
         parts.append(f"(delegationid={_quoted(pilot.delegationID, 'delegation id')})")
+    if pilot.executables:
+        parts.append("(executables=" + " ".join(_quoted(name, "executable") for name in pilot.executables) + ")")
     return "&" + "".join(parts) + extra
 
 
@@ -101,7 +120,10 @@ def adl(pilot: PilotDescription) -> str:
         f"<Application><Executable><Path>{executable}</Path></Executable>"
         f"<Output>{STDOUT}</Output><Error>{STDERR}</Error>{environment}</Application>"
         f"<Resources>{resources}</Resources>"
-        f"<DataStaging><InputFile><Name>{executable}</Name><IsExecutable>true</IsExecutable></InputFile>"
+        "<DataStaging>" + "".join(
+            f"<InputFile><Name>{escape(name)}</Name>"
+            f"<IsExecutable>{'true' if name == pilot.executable or name in pilot.executables else 'false'}"
+            "</IsExecutable></InputFile>" for name in pilot.pushed()) +
         f"<OutputFile><Name>{STDOUT}</Name></OutputFile><OutputFile><Name>{STDERR}</Name></OutputFile>"
         f"{delegation}</DataStaging></ActivityDescription>"
     )
