@@ -237,6 +237,8 @@ def test_a_token_replaces_the_proxy_and_a_token_a_rex_does_not_accept_is_refused
     ce.setToken("not-a-token-a-rex-knows")
     result = ce.getCEStatus()
     assert not result["OK"] and result["Errno"] == DErrno.ENOAUTH, result
+    result = ce.submitJob(arex.script("never.sh", "#!/bin/sh\ntrue\n"), None)  # a token pilot: no delegation
+    assert not result["OK"] and result["Errno"] == DErrno.ENOAUTH and "403" in result["Message"], result
 
 
 def test_a_ce_that_does_not_answer_is_unreachable(arex: Arex) -> None:

@@ -309,6 +309,8 @@ class AREXComputingElement(ComputingElement):
             try:
                 response = self.request("POST", "jobs", action="new", data=document, contentType=contentType)
                 entries += jobEntries(response.json())
+            except (CEAuthenticationFailed, CEUnreachable):
+                raise
             except ComputingElementError as exc:
                 if not entries:
                     raise SubmissionError(exc.message) from exc
