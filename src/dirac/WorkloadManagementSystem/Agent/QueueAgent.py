@@ -137,9 +137,12 @@ class QueueAgent(AgentModule):
         return self._token["access_token"]
 
     def pilotCredentials(self, ce: ComputingElement) -> bytes | None:
-        """Give ``ce`` the pilots' token (with ``PilotTokens``); the pilot proxy's PEM, or None without one."""
+        """Give ``ce`` the pilot credentials it authenticates with (the token with ``PilotTokens``, the pilot
+        proxy when there is a pilot certificate); the proxy's PEM for the pilots, or None without one."""
         if self.am_getOption("PilotTokens"):
             ce.setToken(self.pilotToken())
             if not all(self.pilotCredential()):
                 return None
-        return self.pilotProxy().toPEM()
+        pem = self.pilotProxy().toPEM()
+        ce.setProxy(pem)
+        return pem

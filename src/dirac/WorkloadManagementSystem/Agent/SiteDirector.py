@@ -120,6 +120,7 @@ class SiteDirector(QueueAgent):
         jobs = self.waitingJobs(ce)
         if not jobs:
             return 0
+        credentials = self.pilotCredentials(ce)  # before the CE is asked anything: it may authenticate with them
         where = {"DestinationSite": parameters["GridCE"], "Queue": parameters["Queue"]}
         waiting = self.pilotAgentsDB.countPilots({**where, "Status": [SUBMITTED, WAITING]})
         running = self.pilotAgentsDB.countPilots({**where, "Status": [RUNNING]})
@@ -134,7 +135,7 @@ class SiteDirector(QueueAgent):
                            waiting, running)
             return 0
         executable = self._writePilotWrapper(name, parameters, ce)
-        result = ce.submitJob(str(executable), self.pilotCredentials(ce), numberOfJobs=toSubmit)
+        result = ce.submitJob(str(executable), credentials, numberOfJobs=toSubmit)
         if not result["OK"]:
             self._failed(name, result["Message"])
             return 0
@@ -191,6 +192,11 @@ class SiteDirector(QueueAgent):
             if not refs:
                 continue
             known = self.pilotAgentsDB.getPilotInfo(refs, ["Status"])
+            try:
+                self.pilotCredentials(ce)  # e.g. after a restart: the CE has had no credential yet
+            except DiracError as exc:
+                self._failed(name, f"no pilot credential to read pilot statuses with: {exc.message}")
+                continue
             statuses = ce.getJobStatus(refs)
             if not statuses["OK"]:
                 self._failed(name, f"cannot read pilot statuses: {statuses['Message']}")
