@@ -33,9 +33,16 @@ from dirac.Core.Base.DB import DB, utcnow
 from dirac.DataManagementSystem.DB import FileCatalogTables as T
 from dirac.DataManagementSystem.DB.FileCatalogDatasets import FileCatalogDatasets
 from dirac.DataManagementSystem.DB.FileCatalogMetadata import FileCatalogMetadata
-from dirac.DataManagementSystem.DB.FileCatalogTables import ROOT, ancestorsOf, depthOf, joinPath, parentOf, pathHash
+from dirac.DataManagementSystem.DB.FileCatalogTables import (
+    ROOT,
+    ancestorsOf,
+    chunks,
+    depthOf,
+    joinPath,
+    parentOf,
+    pathHash,
+)
 
-CHUNK = 2000  # hashes per IN list: far under SQLite's and MariaDB's limits, big enough to amortise a query
 NO_SUCH = "No such file or directory"
 PACKED_ROWS = 2048  # files per packed block of a MariaDB listing (at most ~1 MB of text)
 GROUP_CONCAT_MAX = 64 * 2**20
@@ -63,11 +70,6 @@ def gcPaused() -> Iterator[None]:
             _gcPause["count"] -= 1
             if _gcPause["count"] == 0 and _gcPause["wasEnabled"]:
                 gc.enable()
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 _DIR_COLUMNS = [T.directories.c[name] for name in ("DirID", "Path", "Owner", "OwnerGroup", "Mode", "CreationDate",

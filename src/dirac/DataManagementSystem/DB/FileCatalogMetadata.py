@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, delete, select, true
 
 from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
 from dirac.DataManagementSystem.DB import FileCatalogTables as T
-from dirac.DataManagementSystem.DB.FileCatalogTables import META_TYPE_ALIASES, ROOT, coerceMetaValue, joinPath
+from dirac.DataManagementSystem.DB.FileCatalogTables import META_TYPE_ALIASES, ROOT, chunks, coerceMetaValue, joinPath
 
 if TYPE_CHECKING:
     from dirac.DataManagementSystem.DB.FileCatalogDB import FileCatalogDB
@@ -223,18 +223,35 @@ class FileCatalogMetadata:
         f, d = T.files, T.directories
         with self.connection("findFiles") as conn:
             under = self._underPath(conn, path)
+            typed = self._typedConditions(conn, conditions)
             query = select(d.c.Path, f.c.FileName, f.c.FileID, f.c.DirID, f.c.Size).join(d, d.c.DirID == f.c.DirID)
-            if under is not None:
-                query = query.where(f.c.DirID.in_(select(T.closure.c.DirID).where(T.closure.c.AncestorID == under)))
-            for field, operator, operand in self._typedConditions(conn, conditions):
-                if field[1] == "D":
-                    query = query.where(f.c.DirID.in_(self._matchingDirectories(field, operator, operand)))
-                else:
+            for field, operator, operand in typed:
+                if field[1] == "F":
                     table = T.metaValues[("F", field[2])].alias()
                     query = query.join(table, and_(table.c.FileID == f.c.FileID, table.c.FieldID == field[0],
                                                    _compare(table.c.Value, operator, operand)))
-            return [(joinPath(dirPath, name), fileID, dirID, size)
-                    for dirPath, name, fileID, dirID, size in conn.execute(query)]
+            directoryConditions = [condition for condition in typed if condition[0][1] == "D"]
+            if not directoryConditions:
+                if under is not None:
+                    query = query.where(f.c.DirID.in_(select(T.closure.c.DirID).where(T.closure.c.AncestorID == under)))
+                rows = list(conn.execute(query))
+            else:
+                # The directories first, then their files: in one statement SQLite walked every file
+                # under the path (its first IN list) to filter them by the others.
+                dirIDs = list(conn.scalars(self._directoriesMeeting(directoryConditions, under)))
+                rows = [row for part in chunks(dirIDs) for row in conn.execute(query.where(f.c.DirID.in_(part)))]
+            return [(joinPath(dirPath, name), fileID, dirID, size) for dirPath, name, fileID, dirID, size in rows]
+
+    def _directoriesMeeting(self: FileCatalogDB, conditions: Sequence[tuple[Field, str, Any]], under: int | None
+                            ) -> Any:
+        """A SELECT of the DirIDs (under ``under`` when given) meeting every directory condition."""
+        query = select(T.directories.c.DirID)
+        if under is not None:
+            query = query.where(T.directories.c.DirID.in_(select(T.closure.c.DirID)
+                                                          .where(T.closure.c.AncestorID == under)))
+        for field, operator, operand in conditions:
+            query = query.where(T.directories.c.DirID.in_(self._matchingDirectories(field, operator, operand)))
+        return query
 
     def findDirectories(self: FileCatalogDB, conditions: Sequence[Condition], path: str = ROOT) -> dict[int, str]:
         """{DirID: path} of the directories under ``path`` whose (inherited) directory metadata meet every condition."""

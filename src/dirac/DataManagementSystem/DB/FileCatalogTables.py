@@ -15,6 +15,7 @@ Built for a million files and bulk calls (docs/catalog.md explains each choice):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ MAX_LFN_LENGTH = 1024
 MAX_NAME_LENGTH = 255
 MAX_STRING_META_LENGTH = 128
 ROOT = "/"
+CHUNK = 2000  # hashes or IDs per IN list: far under SQLite's and MariaDB's limits, big enough to amortise a query
 
 #: Metadata value types: the canonical name (DIRAC's MySQL spelling) and its column type.
 META_TYPES = {
@@ -106,6 +108,12 @@ def ancestorsOf(path: str) -> list[str]:
         path = parentOf(path)
         chain.append(path)
     return chain
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of ``size``: IN lists far under SQLite's and MariaDB's limits."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def joinPath(directory: str, name: str) -> str:
