@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     case,
     delete,
     exists,
@@ -127,6 +128,10 @@ class JobDB(DB):
     )
 
     ATTRIBUTES = tuple(jobs.c.keys())
+
+    def __init__(self, url: str | None = None, *, createTables: bool = True):
+        super().__init__(url, createTables=createTables)
+        self._matchCache: dict[Table, tuple[Any, Any, Any]] = {}
 
     @property
     def maxRescheduling(self) -> int:
@@ -269,20 +274,35 @@ class JobDB(DB):
         ``conn``: a transaction of another database on the same server to do it in (DB.joinTransaction).
         """
         with self.joinTransaction(conn, "setWaitingJobMatched") as (conn, tables):
-            jobs, jdls, commands = tables(self.jobs), tables(self.jobJDLs), tables(self.jobCommands)
-            if conn.execute(update(jobs).where(jobs.c.JobID == jobID, jobs.c.Status == JobStatus.WAITING)
-                            .values(dict(values))).rowcount != 1:
+            setMatched, readBack, dropCommands = self._matchStatements(tables)
+            if conn.execute(setMatched, {**values, "b_jobID": jobID, "b_status": JobStatus.WAITING}).rowcount != 1:
                 return None
-            pending = exists().where(commands.c.JobID == jobID, commands.c.Status == "Received")
-            row = conn.execute(select(jobs.c.ApplicationStatus, jdls.c.JDL, pending.label("Pending"))
-                               .select_from(jobs.outerjoin(jdls, jdls.c.JobID == jobs.c.JobID))
-                               .where(jobs.c.JobID == jobID)).one()
+            row = conn.execute(readBack, {"b_jobID": jobID}).one()
             if row.Pending:  # rare: commands sent to an earlier attempt of the job
-                conn.execute(update(commands).where(commands.c.JobID == jobID, commands.c.Status == "Received")
-                             .values(Status="Sent", ExecutionTime=values.get("LastUpdateTime") or utcnow()))
+                conn.execute(dropCommands, {"b_jobID": jobID, "b_sent": values.get("LastUpdateTime") or utcnow()})
         if row.JDL is None:
             raise NotFound(f"Job {jobID} has no JDL (unknown job)")
         return {"ApplicationStatus": row.ApplicationStatus, "JDL": extractJDL(row.JDL)}
+
+    def _matchStatements(self, tables: Callable[[Table], Table]) -> tuple[Any, Any, Any]:
+        """setWaitingJobMatched's statements for these tables, built once (it runs at every match).
+
+        The UPDATE has no VALUES: its SET clause is the columns given when it is executed.
+        """
+        jobs, jdls, commands = tables(self.jobs), tables(self.jobJDLs), tables(self.jobCommands)
+        statements = self._matchCache.get(jobs)
+        if statements is None:
+            jobID = bindparam("b_jobID")
+            pending = exists().where(commands.c.JobID == jobID, commands.c.Status == "Received")
+            statements = (
+                update(jobs).where(jobs.c.JobID == jobID, jobs.c.Status == bindparam("b_status")),
+                select(jobs.c.ApplicationStatus, jdls.c.JDL, pending.label("Pending"))
+                .select_from(jobs.outerjoin(jdls, jdls.c.JobID == jobs.c.JobID)).where(jobs.c.JobID == jobID),
+                update(commands).where(commands.c.JobID == jobID, commands.c.Status == "Received")
+                .values(Status="Sent", ExecutionTime=bindparam("b_sent")),
+            )
+            self._matchCache[jobs] = statements
+        return statements
 
     def _archiveParameters(self, conn: Connection, jobID: int, cycle: int) -> None:
         params = self.jobParameters
