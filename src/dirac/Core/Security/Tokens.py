@@ -95,6 +95,12 @@ def expiresAt(token: dict[str, Any]) -> float | None:
     return float(value) if value else None
 
 
+def inFirstHalfOfLife(issuedAt: float, expiresAt: float) -> bool:
+    """Whether a token issued at ``issuedAt`` and expiring at ``expiresAt`` has more than half its lifetime left
+    (the rule by which pilot tokens are reused rather than renewed)."""
+    return expiresAt - time.time() > (expiresAt - issuedAt) / 2
+
+
 def providerOf(token: dict[str, Any]) -> IdProviders.IdProvider:
     """The identity provider that issued ``token`` (by its ``provider`` entry or the issuer)."""
     if token.get("provider"):

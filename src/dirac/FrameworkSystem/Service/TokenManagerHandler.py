@@ -34,7 +34,7 @@ from dirac.Core.Security.Credentials import validateToken
 from dirac.Core.Security.IdProviders import getIdProvider
 from dirac.Core.Security.Keys import readEncryptionKeyFile
 from dirac.Core.Security.OAuth2 import OAuth2Client
-from dirac.Core.Security.Tokens import expiresAt
+from dirac.Core.Security.Tokens import expiresAt, inFirstHalfOfLife
 from dirac.Core.Tornado.RequestHandler import AUTHENTICATED, RequestHandler, ServiceInfo
 from dirac.Core.Utilities.Exceptions import AuthorizationError, ConfigurationError, DiracError
 from dirac.FrameworkSystem.DB.TokenDB import TokenDB
@@ -147,7 +147,7 @@ class TokenManagerHandler(RequestHandler):
         with cls._lock:
             cached = cls._pilotTokens.get(group)
             now = time.time()
-            if cached and cached["expires_at"] - now > (cached["expires_at"] - cached["issued_at"]) / 2:
+            if cached and inFirstHalfOfLife(cached["issued_at"], cached["expires_at"]):
                 return cached
             section = "PilotTokens/"
             provider = cls.getCSOption(f"{section}IdProvider", "")

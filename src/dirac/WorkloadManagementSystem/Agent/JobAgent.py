@@ -217,7 +217,7 @@ class JobAgent(AgentModule):
             return
         claims = Tokens.accessTokenClaims(token)
         expiry, issued = Tokens.expiresAt(token), float(claims.get("iat") or 0)
-        if expiry is None or not issued or expiry - time.time() > (expiry - issued) / 2:
+        if expiry is None or not issued or Tokens.inFirstHalfOfLife(issued, expiry):
             return
         result = RPCClient("Framework/TokenManager").getPilotToken("")
         if not result["OK"]:

@@ -18,6 +18,7 @@ from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationClient import toList
 from dirac.Core.Config.Resources import getQueues
+from dirac.Core.Security.Tokens import inFirstHalfOfLife
 from dirac.Core.Security.X509 import X509Chain
 from dirac.Core.Tornado.Client import RPCClient
 from dirac.Core.Utilities.Exceptions import ConfigurationError, DiracError
@@ -125,8 +126,7 @@ class QueueAgent(AgentModule):
     def pilotToken(self) -> str:
         """The pilots' access token from the TokenManager, renewed at half its lifetime."""
         now = time.time()
-        if self._token is not None and self._token["expires_at"] - now > (self._token["expires_at"]
-                                                                          - self._token["received"]) / 2:
+        if self._token is not None and inFirstHalfOfLife(self._token["received"], self._token["expires_at"]):
             return self._token["access_token"]
         result = RPCClient("Framework/TokenManager").getPilotToken(self.pilotGroup)
         if not result["OK"]:
