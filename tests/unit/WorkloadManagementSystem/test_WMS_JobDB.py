@@ -121,6 +121,13 @@ def test_removeJobFromDB_leavesNothingOfTheJob(wms, makeJDL) -> None:
     assert counts["JobParameters"] == counts["HeartBeatLoggingInfo"] == 0
 
 
+def test_jobIDsAreNeverGivenTwice_evenAfterTheNewestJobIsRemoved(wms, makeJDL) -> None:
+    _, newest = wms.submit(makeJDL(Parameters=2))
+    assert wms.jobDB.removeJobFromDB(newest) == 1
+    [next_] = wms.submit(makeJDL())
+    assert next_ > newest
+
+
 def test_loggingInfo_keepsOrderSourceAndTimeStamps(wms) -> None:
     start = utcnow()
     wms.loggingDB.addLoggingRecord(7, "Received", "Job accepted", source="JobManager", date=start)

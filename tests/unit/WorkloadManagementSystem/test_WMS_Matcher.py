@@ -220,6 +220,21 @@ def test_cachedCandidates_spareTheEligibilityQuery_untilAQueueIsCreated(wms, mak
     assert counting.lookups == 3
 
 
+def test_cachedCandidates_neverHandATaggedJobToAnUntaggedResource_whenAnEmptiedQueueIdIsReused(wms, makeJDL) -> None:
+    # the untagged queue is the newest; emptied by a pilot of another shape, it stays in RESOURCE's cache,
+    # so its TQId must never come back for another queue
+    matcher = Matcher(wms.jobDB, wms.loggingDB, wms.tqDB, rng=random.Random(1), candidatesCacheTime=60)
+    plain = wms.submitWaiting(makeJDL(Parameters=2))
+    assert matcher.requestJob(RESOURCE)["JobID"] in plain  # the candidates of RESOURCE are cached
+    assert matcher.requestJob({**RESOURCE, "GridCE": "ce2.cern.ch"})["JobID"] in plain
+    assert wms.tqDB.retrieveTaskQueues() == {}
+    tagged = wms.submitWaiting(makeJDL(Tags=["MultiCoreTest"], Parameters=2))
+    with pytest.raises(NoMatchFound):
+        matcher.requestJob(RESOURCE)
+    assert {wms.jobDB.getJobAttributes(jobID, ["Status"])["Status"] for jobID in tagged} == {"Waiting"}
+    assert matcher.requestJob({**RESOURCE, "Tag": ["MultiCoreTest"]})["JobID"] in tagged
+
+
 def test_withoutCache_everyRequestLooksUpItsQueues(wms, makeJDL) -> None:
     counting = CountingTaskQueueDB(wms.tqDB)
     matcher = Matcher(wms.jobDB, wms.loggingDB, counting)

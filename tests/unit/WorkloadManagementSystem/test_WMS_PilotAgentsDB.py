@@ -277,6 +277,14 @@ def test_deletePilots_removesMappingOutputAndLogs(db) -> None:
     assert db.selectPilots() == []
 
 
+def test_pilotIDsAreNeverGivenTwice_evenAfterTheNewestPilotIsDeleted(db) -> None:
+    [ref] = register(db, "a" * 16)
+    first = db.getPilotInfo(ref)[ref]["PilotID"]
+    assert db.deletePilot(ref) == [first]
+    [ref] = register(db, "b" * 16)
+    assert db.getPilotInfo(ref)[ref]["PilotID"] > first
+
+
 def test_clearPilots_deletesOldPilotsOldAbortedPilotsAndStaleOrphanLogs(db) -> None:
     refs = register(db, "a" * 16, "b" * 16, "c" * 16, "d" * 16)
     age(db, refs[0], 40)

@@ -82,6 +82,7 @@ class JobDB(DB):
         Index("ix_Jobs_JobGroup", "JobGroup"),
         Index("ix_Jobs_LastUpdateTime", "LastUpdateTime"),
         Index("ix_Jobs_HeartBeatTime", "HeartBeatTime"),
+        sqlite_autoincrement=True,  # a JobID is never given twice, even after the newest job is removed
     )
     jobJDLs = Table(
         "JobJDLs", metadata,

@@ -123,6 +123,7 @@ class PilotAgentsDB(DB):
         Index("ix_PilotAgents_Site_CE_Status", "GridSite", "DestinationSite", "Status"),
         Index("ix_PilotAgents_CE_Queue_Status", "DestinationSite", "Queue", "Status"),
         Index("ix_PilotAgents_SubmissionTime", "SubmissionTime"),
+        sqlite_autoincrement=True,  # a PilotID is never given twice
     )
     jobToPilotMapping = Table(
         "JobToPilotMapping", metadata,

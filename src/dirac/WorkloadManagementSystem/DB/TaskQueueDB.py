@@ -128,6 +128,7 @@ class TaskQueueDB(DB):
         Column("Enabled", Boolean, nullable=False, default=True),
         Index("ix_tq_TaskQueues_Enabled_CPUTime", "Enabled", "CPUTime"),
         Index("ix_tq_TaskQueues_OwnerGroup", "OwnerGroup", "Owner"),
+        sqlite_autoincrement=True,  # TQIds never reused: the Matcher's candidate cache relies on it
     )
     tqJobs = Table(
         "tq_Jobs", metadata,
