@@ -77,6 +77,31 @@ def credentialsFromChain(chain: X509Chain) -> dict[str, Any]:
     return creds
 
 
+def delegatedCredentials(caller: dict[str, Any], extraCredentials: Any) -> dict[str, Any]:
+    """The credentials of the user a trusted host acts for: DIRAC's ``extraCredentials`` = [DN, group].
+
+    Only a host with the ``TrustedHost`` property may act for a user (the web portal for users who
+    signed in with a certificate); the user must be registered and a member of the group, and the
+    services' own rules then apply to that user. ``"hosts"`` (a host acting as itself) changes nothing.
+    """
+    if extraCredentials in (None, "", "hosts"):
+        return caller
+    if not (isinstance(extraCredentials, (list, tuple)) and len(extraCredentials) == 2
+            and all(isinstance(item, str) and item for item in extraCredentials)):
+        raise AuthenticationError("extraCredentials must be [DN, group]")
+    who = caller.get("hostname") or caller.get("username") or caller.get("DN")
+    if not caller.get("hostname") or "TrustedHost" not in caller.get("properties", []):
+        raise AuthorizationError(f"{who} may not act for another identity: only hosts with TrustedHost may")
+    dn, group = extraCredentials
+    username = Registry.getUsernameForDN(dn)
+    if username is None:
+        raise AuthenticationError(f"DN {dn} is not registered")
+    creds: dict[str, Any] = {"DN": dn, "issuer": "", "isProxy": False, "isLimitedProxy": False,
+                             "authMethod": "X509", "delegatedBy": caller["hostname"]}
+    creds.update(_userCredentials(username, group))
+    return creds
+
+
 # -- tokens --------------------------------------------------------------------------------
 def trustedIssuers() -> dict[str, dict[str, str]]:
     """The token issuers of ``/DIRAC/Security/TokenIssuers``, by their ``Issuer`` URL."""

@@ -10,6 +10,10 @@ certificate when ``useCertificates`` (or ``/DIRAC/Security/UseServerCertificate`
 the user's access token when ``useAccessToken`` (or ``$DIRAC_USE_ACCESS_TOKEN``, or
 ``/DIRAC/Security/UseTokens``) is set (``$BEARER_TOKEN`` or the token file of ``dirac-login``,
 refreshed when expired), else the user's proxy (``$X509_USER_PROXY`` or ``/tmp/x509up_u<uid>``).
+
+A trusted host acting for a user (the web portal for a user who signed in with a certificate) calls
+with its host certificate and ``extraCredentials=(DN, group)``: DIRAC's ``extraCredentials`` field,
+which the server honours only from hosts with the ``TrustedHost`` property.
 """
 
 from __future__ import annotations
@@ -113,7 +117,8 @@ class RPCClient:
 
     def __init__(self, service: str, timeout: float | None = None, useCertificates: bool | None = None,
                  proxyLocation: str | None = None, token: str | None = None, skipCACheck: bool = False,
-                 clientVO: str | None = None, useAccessToken: bool | None = None):
+                 clientVO: str | None = None, useAccessToken: bool | None = None,
+                 extraCredentials: tuple[str, str] | None = None):
         self.service = service
         self.timeout = timeout or gConfig.getValue("/DIRAC/Client/Timeout", DEFAULT_TIMEOUT)
         self.useCertificates = (useCertificates if useCertificates is not None
@@ -123,6 +128,7 @@ class RPCClient:
         self.skipCACheck = skipCACheck
         self.clientVO = clientVO
         self.useAccessToken = useAccessTokens() if useAccessToken is None else bool(useAccessToken)
+        self.extraCredentials = extraCredentials
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):
@@ -165,6 +171,8 @@ class RPCClient:
             return exc.toSError()
         if self.clientVO:
             fields["clientVO"] = self.clientVO
+        if self.extraCredentials:
+            fields["extraCredentials"] = JEncode.encode(list(self.extraCredentials))
         verify: bool | str = False if self.skipCACheck else Locations.getCAsLocation()
         session = httpSession((cert, verify, "Authorization" in headers))  # the token travels per request
         errors = []

@@ -1,7 +1,8 @@
 """The HTTP side of a service: ``POST /<System>/<Service>`` in DIRAC's HTTPS RPC format.
 
 The body is form-encoded with ``method`` (the exported name), ``args`` (a JEncoded list) and
-optionally ``clientVO``, ``extraCredentials`` and ``rawContent``. The answer is the JEncoded
+optionally ``clientVO``, ``extraCredentials`` (a JEncoded [DN, group]: a ``TrustedHost`` acting
+for that user, see ``Credentials.delegatedCredentials``) and ``rawContent``. The answer is the JEncoded
 S_OK/S_ERROR dict. HTTP status codes mark what is not a method's own result: 400 malformed
 request, 401 no or invalid credentials, 403 not allowed, 501 unknown method, 413 too large.
 
@@ -58,6 +59,17 @@ def _statusFor(exc: DiracError) -> int:
     if isinstance(exc, BadRequest):
         return 400
     return 200
+
+
+def _delegated(credDict: dict, encoded: str) -> dict:
+    """The credentials of the user a trusted host acts for (the ``extraCredentials`` field)."""
+    from dirac.Core.Security.Credentials import delegatedCredentials
+
+    try:
+        extra = JEncode.decode(encoded)[0]
+    except ValueError as exc:
+        raise BadRequest(f"'extraCredentials' is not valid JEncoded JSON: {exc}") from None
+    return delegatedCredentials(credDict, extra)
 
 
 @tornado.web.stream_request_body
@@ -139,6 +151,8 @@ class RPCEndpoint(tornado.web.RequestHandler):
         try:
             credDict = await self.server.authenticateCall(self.request)
             method, args, fields = self._parseCall()
+            if fields.get("extraCredentials"):
+                credDict = _delegated(credDict, fields["extraCredentials"])
             exported = self.serviceClass.exportedMethods.get(method)
             if exported is None:
                 raise UnknownMethod(f"{self.serviceClass.serviceInfo.name} has no method {method!r}")
