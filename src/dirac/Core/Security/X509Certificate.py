@@ -162,12 +162,12 @@ class X509Certificate:
         return self.subjectRDNs == self.issuerRDNs
 
     # -- validity --------------------------------------------------------------------------
-    @property
+    @cached_property  # a certificate never changes; parsing its ASN.1 time costs ~30 us
     def notBefore(self) -> datetime.datetime:
         """Start of validity (aware, UTC)."""
         return self._cert.get_not_before().get_datetime().astimezone(datetime.UTC)
 
-    @property
+    @cached_property
     def notAfter(self) -> datetime.datetime:
         """End of validity (aware, UTC)."""
         return self._cert.get_not_after().get_datetime().astimezone(datetime.UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
+from functools import cached_property
 from pathlib import Path
 
 from M2Crypto import ASN1, EVP, X509
@@ -164,7 +165,7 @@ class X509Chain:
                 return cert.diracGroup
         return None
 
-    @property
+    @cached_property
     def notAfter(self) -> datetime.datetime:
         """When the first certificate of the chain expires."""
         return min(c.notAfter for c in self.certs)

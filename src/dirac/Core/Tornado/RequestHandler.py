@@ -127,6 +127,8 @@ class ExportedMethod:
     hints: dict[str, Any]
     varArgs: bool
     isAsync: bool
+    #: (the configuration read, the service section, the rule found): re-read only when the CS changed
+    _rule: tuple[Any, str, list[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def fromHandler(cls, handler: type[RequestHandler], name: str) -> ExportedMethod:
@@ -148,8 +150,11 @@ class ExportedMethod:
 
     def effectiveRule(self, serviceSection: str) -> list[str]:
         """The authorization rule, the CS one taking precedence over the declared one."""
-        override = gConfig.getValue(f"{serviceSection}/Authorization/{self.name}", "")
-        return toList(override) or self.authRule
+        cfg = gConfig.cfg  # a new object whenever the configuration changes
+        if self._rule is None or self._rule[0] is not cfg or self._rule[1] != serviceSection:
+            override = gConfig.getValue(f"{serviceSection}/Authorization/{self.name}", "")
+            self._rule = (cfg, serviceSection, toList(override) or self.authRule)
+        return self._rule[2]
 
     def checkAuthorization(self, credDict: dict, serviceSection: str) -> None:
         rule = self.effectiveRule(serviceSection)

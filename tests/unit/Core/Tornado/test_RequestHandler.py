@@ -84,6 +84,18 @@ def test_cs_overrides_the_declared_rule():
         method("guarded").checkAuthorization({"properties": ["NormalUser"]}, "/Systems/T/Services/S")
 
 
+def test_a_changed_cs_rule_applies_to_the_next_call():
+    from dirac.Core.Config import gConfig
+
+    gConfig.initialize(options={"/Systems/T/Services/S/Authorization/guarded": "GenericPilot"}, fetchRemote=False)
+    guarded = method("guarded")
+    guarded.checkAuthorization({"properties": ["GenericPilot"]}, "/Systems/T/Services/S")
+    gConfig.data.setLocalOption("/Systems/T/Services/S/Authorization/guarded", "NormalUser")
+    guarded.checkAuthorization({"properties": ["NormalUser"]}, "/Systems/T/Services/S")
+    with pytest.raises(AuthorizationError):
+        guarded.checkAuthorization({"properties": ["GenericPilot"]}, "/Systems/T/Services/S")
+
+
 def test_a_method_without_authorization_rule_is_refused_at_registration():
     class Careless(RequestHandler):
         def export_open(self) -> None:
