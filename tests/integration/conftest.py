@@ -1,8 +1,8 @@
 """A real one-box instance served by a real server process on loopback HTTPS.
 
 The ``grid`` fixture creates an instance (CA, host certificate, CS), adds a test service and
-a second user, starts ``dirac-service`` with every installed service plus the test one in a
-subprocess and points this test process at it as a client (``DIRACSYSCONFIG``,
+a second user, starts ``dirac-service`` with every installed service plus the test one and the
+web portal in a subprocess and points this test process at it as a client (``DIRACSYSCONFIG``,
 ``X509_USER_PROXY``, ``X509_CERT_DIR``). Databases are the instance's SQLite files.
 """
 
@@ -128,6 +128,7 @@ def runningGrid(root: Path, databaseServer: str = "", databasePrefix: str = "",
     env.pop("X509_USER_PROXY", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_service", *Components.listServices(), "Test/Dummy",
+         *Components.listWebApps(),
          "--cfg", str(instance.clientCFG), "--cfg", str(instance.serverCFG)],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     ca = CertificateAuthority(instance.caDir)

@@ -8,7 +8,7 @@
 #   oidc.sh status STATE_DIR  exit 0 when it runs
 #
 # STATE_DIR then holds: issuer (the URL), ca.pem (the CA of its TLS certificate),
-# clients.json (secrets of dirac-server and dirac-pilot), signing-key.jwk.json (the token
+# clients.json (secrets of dirac-server, dirac-pilot and dirac-web), signing-key.jwk.json (the token
 # signing key, for tests that forge tokens), server.log, pid. Environment:
 # DIRAC_TEST_CACHE (default ~/.cache/dirac-seed-tests) holds node_modules;
 # OIDC_ACCESS_TOKEN_TTL (seconds, default 300).
@@ -48,7 +48,7 @@ makeState() {
     }
     [[ -f "$STATE/clients.json" ]] || (umask 077; node -e '
         const r = () => require("crypto").randomBytes(24).toString("base64url");
-        console.log(JSON.stringify({"dirac-server": r(), "dirac-pilot": r(), cookies: r()}));' >"$STATE/clients.json")
+        console.log(JSON.stringify({"dirac-server": r(), "dirac-pilot": r(), "dirac-web": r(), cookies: r()}));' >"$STATE/clients.json")
     [[ -f "$STATE/signing-key.jwk.json" ]] || (umask 077; node -e '
         const c = require("crypto");
         const { privateKey } = c.generateKeyPairSync("ec", { namedCurve: "P-256" });

@@ -5,7 +5,8 @@
 // port over HTTPS and writes its issuer URL to <state>/issuer once it accepts connections.
 //
 // Clients: dirac-cli (public: device_code, refresh_token), dirac-server and dirac-pilot
-// (confidential: client_credentials, refresh_token). Access tokens for the resource
+// (confidential: client_credentials, refresh_token), dirac-web (the web portal, confidential: authorization code
+// with PKCE, refresh_token; any https loopback redirect URI ending in /login/callback). Access tokens for the resource
 // "dirac" are JWTs (ES256) with the audience "dirac" and the users' wlcg.groups,
 // eduperson_entitlement, preferred_username and email claims. The device flow's browser step is a plain HTML form
 // round trip (user code, confirm, login, consent), so an HTTP client can complete it.
@@ -77,6 +78,9 @@ const provider = new Provider(issuer, {
       grant_types: ['client_credentials', 'refresh_token'], response_types: [], redirect_uris: [] },
     { client_id: 'dirac-pilot', client_secret: secrets['dirac-pilot'],
       grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+    { client_id: 'dirac-web', client_secret: secrets['dirac-web'], client_name: 'DIRAC web portal',
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      redirect_uris: ['https://127.0.0.1/DIRAC/login/callback'] },
   ],
   jwks: { keys: [signingKey] },
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
@@ -141,6 +145,13 @@ const provider = new Provider(issuer, {
   renderError: async (ctx, out) => { ctx.type = 'html'; ctx.body = html('Error', `<pre>${escape(out.error)}: ${escape(out.error_description || '')}</pre>`); },
 });
 provider.proxy = false;
+
+// The portal under test listens on a port chosen at run time: its client accepts any loopback https callback.
+const WEB_CALLBACK = /^https:\/\/(127\.0\.0\.1|localhost):[0-9]+\/[A-Za-z0-9_/-]*\/login\/callback$/;
+const { redirectUriAllowed } = provider.Client.prototype;
+provider.Client.prototype.redirectUriAllowed = function allowed(value) {
+  return (this.clientId === 'dirac-web' && WEB_CALLBACK.test(value)) || redirectUriAllowed.call(this, value);
+};
 
 async function formBody(req) {
   let data = '';

@@ -8,6 +8,9 @@ Systems (and extensions) declare their components in their package metadata::
     [project.entry-points."dirac.agents"]
     "WorkloadManagement/SiteDirector" = "dirac.WorkloadManagementSystem.Agent.SiteDirector:SiteDirector"
 
+    [project.entry-points."dirac.webapps"]              # pages served by the same HTTPS server
+    "WebApp/Portal" = "dirac.WebApp.Portal:portalRoutes"  # a function: TornadoServer -> Tornado routes
+
 Nothing is imported until a component is loaded, so commands stay fast.
 """
 
@@ -23,6 +26,7 @@ from dirac.Core.Utilities.Exceptions import ConfigurationError
 
 SERVICES = "dirac.services"
 AGENTS = "dirac.agents"
+WEBAPPS = "dirac.webapps"
 
 
 def _entryPoints(group: str) -> dict[str, EntryPoint]:
@@ -39,10 +43,20 @@ def listAgents() -> list[str]:
     return sorted(_entryPoints(AGENTS))
 
 
+def listWebApps() -> list[str]:
+    """'System/Name' names of every installed web application (the portal)."""
+    return sorted(_entryPoints(WEBAPPS))
+
+
+def loadWebApp(name: str) -> Any:
+    """The route factory of web application 'System/Name': ``factory(server) -> [(pattern, handler, kwargs)]``."""
+    return _load(WEBAPPS, name)
+
+
 def _load(group: str, name: str) -> Any:
     points = _entryPoints(group)
     if name not in points:
-        kind = "service" if group == SERVICES else "agent"
+        kind = {SERVICES: "service", AGENTS: "agent"}.get(group, "web application")
         known = ", ".join(sorted(points)) or "none"
         raise ConfigurationError(f"no {kind} called {name} is installed (installed: {known})")
     return points[name].load()

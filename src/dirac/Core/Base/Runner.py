@@ -1,7 +1,8 @@
 """Runs a set of services and agents in one process until SIGTERM or SIGINT.
 
 Used by ``dirac-server start`` (everything installed, one process), ``dirac-service`` and
-``dirac-agent`` (one component, for multi-process and multi-host deployments). Services
+``dirac-agent`` (one component, for multi-process and multi-host deployments). Names of web
+applications (``WebApp/Portal``) among the services are served by the same HTTPS server. Services
 start listening first, then agents start, each in its own thread; on SIGTERM agents
 finish their current cycle and the server closes its connections.
 """
@@ -26,7 +27,9 @@ def runComponents(services: list[str], agents: list[str], port: int | None = Non
     if "Configuration/Server" in services:
         # The master configuration must be in gConfig before other components read their options.
         Components.loadService("Configuration/Server").loadMaster()
-    handlers = {name: Components.loadService(name) for name in services}
+    webAppNames = set(Components.listWebApps())
+    webApps = {name: Components.loadWebApp(name) for name in services if name in webAppNames}
+    handlers = {name: Components.loadService(name) for name in services if name not in webApps}
     agentClasses = {name: Components.loadAgent(name) for name in agents}
 
     async def main() -> None:
@@ -34,7 +37,7 @@ def runComponents(services: list[str], agents: list[str], port: int | None = Non
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        server = TornadoServer(handlers, port=port) if handlers else None
+        server = TornadoServer(handlers, port=port, webApps=webApps) if handlers or webApps else None
         if server:
             await server.listen()
         running = []

@@ -1,4 +1,5 @@
-"""The OAuth2 client side with an identity provider (authlib): device code, refresh, client credentials, revocation.
+"""The OAuth2 client side with an identity provider (authlib): device code, authorization code with PKCE (the web
+portal's login), refresh, client credentials, revocation.
 
 Endpoints come from the provider's discovery document (``IdProviders.providerMetadata``).
 Every request has a timeout and verifies TLS with the provider's ``CAFile`` (or the system's CAs).
@@ -83,6 +84,20 @@ class OAuth2Client:
                 progress(max(0.0, deadline - time.monotonic()))
             time.sleep(interval)
         raise AuthenticationError("the device login expired before the user signed in")
+
+    def authorizationURL(self, redirectURI: str, scope: str, state: str, codeVerifier: str,
+                         nonce: str) -> str:
+        """Where to send the browser: the authorization endpoint with an S256 PKCE challenge of ``codeVerifier``."""
+        session = OAuth2Session(self.clientID, scope=scope, redirect_uri=redirectURI, code_challenge_method="S256")
+        url, _ = session.create_authorization_url(self._endpoint("authorization_endpoint"), state=state,
+                                                  code_verifier=codeVerifier, nonce=nonce)
+        return url
+
+    def fetchTokenByCode(self, code: str, redirectURI: str, codeVerifier: str) -> dict[str, Any]:
+        """Tokens for the authorization code the browser came back with (the PKCE verifier proves we asked)."""
+        session = self._session()
+        session.redirect_uri = redirectURI
+        return self._fetch(session, grant_type="authorization_code", code=code, code_verifier=codeVerifier)
 
     def refresh(self, refreshToken: str) -> dict[str, Any]:
         """New tokens from a refresh token (which the provider may rotate)."""

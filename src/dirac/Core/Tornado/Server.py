@@ -13,6 +13,7 @@ import datetime
 import ssl
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -48,8 +49,9 @@ class TornadoServer:
 
     def __init__(self, services: dict[str, type[RequestHandler]], port: int | None = None,
                  host: str | None = None, certFile: str | None = None, keyFile: str | None = None,
-                 caDir: str | None = None):
+                 caDir: str | None = None, webApps: dict[str, Callable[[TornadoServer], list]] | None = None):
         self.services = services
+        self.webApps = webApps or {}
         self.port = port if port is not None else gConfig.getValue("/DIRAC/Server/Port", DEFAULT_PORT)
         self.host = host or gConfig.getValue("/DIRAC/Server/Host", "")
         if not (certFile and keyFile):
@@ -80,6 +82,10 @@ class TornadoServer:
             log.info("Service %s ready with %d methods", name, len(handlerClass.exportedMethods))
         routes.append((r"/pilot/([^/]+)", PilotFileEndpoint,
                        {"directory": gConfig.getValue("/DIRAC/Server/PilotFilesDirectory", ""), "server": self}))
+        for name, makeRoutes in sorted(self.webApps.items()):  # after the services: theirs are exact paths
+            webRoutes = makeRoutes(self)
+            routes.extend(webRoutes)
+            log.info("Web application %s ready with %d routes", name, len(webRoutes))
         return tornado.web.Application(routes)
 
     async def listen(self) -> None:
