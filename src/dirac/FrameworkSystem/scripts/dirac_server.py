@@ -1,7 +1,7 @@
 """dirac-server: create and run a whole grid in one box.
 
     dirac-server init  [--dir DIR]   CA, certificates, central configuration, admin proxy
-    dirac-server start [--dir DIR]   all installed services and agents in one process
+    dirac-server start [--dir DIR]   all installed services, agents and the web portal in one process
                        [--detach]    ... in the background, waiting until it answers
     dirac-server stop  [--dir DIR]   SIGTERM to the running server, wait for it to end
     dirac-server status [--dir DIR]  is it running and answering?
@@ -76,7 +76,8 @@ def cmdStart(script: Script, args) -> int:
                        fetchRemote=False)
     instance.pidFile.write_text(str(os.getpid()))
     try:
-        return runComponents(Components.listServices(), [] if args.no_agents else Components.listAgents())
+        return runComponents(Components.listServices() + Components.listWebApps(),  # the portal at /DIRAC too
+                             [] if args.no_agents else Components.listAgents())
     finally:
         instance.pidFile.unlink(missing_ok=True)
 
