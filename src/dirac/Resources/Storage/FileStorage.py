@@ -7,16 +7,19 @@ storage only trusted processes reach (a one-box instance, a shared cluster file 
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 from dirac.Core.Utilities.Exceptions import NotFound
 from dirac.Resources.Storage.DiskArea import DiskArea
-from dirac.Resources.Storage.StorageBase import StorageBase, StorageError, StorageUnavailable, joinPath
+from dirac.Resources.Storage.StorageBase import (
+    StorageBase,
+    StorageError,
+    StorageUnavailable,
+    joinPath,
+    partialDownload,
+)
 
 
 class FileStorage(StorageBase):
@@ -45,16 +48,9 @@ class FileStorage(StorageBase):
 
     def getFile(self, lfn: str, localPath: Path) -> int:
         localPath = Path(localPath)
-        partial = localPath.with_name(f".{localPath.name}.{uuid.uuid4().hex[:8]}.part")
-        try:
-            with self.area.open(lfn) as source, open(partial, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-            os.replace(partial, localPath)
-        except OSError as exc:
-            raise StorageError(f"cannot copy {lfn} to {localPath}: {exc.strerror or exc}",
-                               exc.errno or errno.EIO) from None
-        finally:
-            partial.unlink(missing_ok=True)
+        with partialDownload(localPath, f"download of {lfn} from {self.seName}") as partial, \
+                self.area.open(lfn) as source, open(partial, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
         return localPath.stat().st_size
 
     def removeFile(self, lfn: str) -> bool:

@@ -20,13 +20,19 @@ Files appear under their name whole or not at all (written to a temporary name, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from DIRACCommon.Core.Utilities import DErrno
 
+from dirac.Core.Config import gConfig
+from dirac.Core.Tornado.Client import DEFAULT_TIMEOUT
 from dirac.Core.Utilities.Exceptions import DiracError
 
 
@@ -60,9 +66,43 @@ class StorageUnavailable(StorageError):
     errno = errno.EHOSTDOWN
 
 
+CHECKSUM_MODES = ("auto", "readback")
+
+
 def joinPath(*parts: str) -> str:
     """'/a', 'b/', '/c' -> '/a/b/c' (no empty components)."""
     return "/" + "/".join(piece for part in parts for piece in str(part).split("/") if piece)
+
+
+def timeoutOption(seName: str, parameters: dict[str, Any], timeout: float | None) -> float:
+    """Seconds per request: the plug-in section's ``Timeout``, the client's ``timeout``, /DIRAC/Client/Timeout."""
+    try:
+        return float(parameters.get("Timeout") or timeout or gConfig.getValue("/DIRAC/Client/Timeout", DEFAULT_TIMEOUT))
+    except ValueError:
+        raise StorageError(f"{seName}: Timeout must be a number of seconds, not {parameters.get('Timeout')!r}",
+                           errno.EINVAL) from None
+
+
+def checksumModeOption(seName: str, parameters: dict[str, Any]) -> str:
+    """The section's ``ChecksumMode``, lower case: auto (the server's Adler32 when it gives one) or readback."""
+    mode = str(parameters.get("ChecksumMode") or "Auto").lower()
+    if mode not in CHECKSUM_MODES:
+        raise StorageError(f"{seName}: ChecksumMode must be Auto or ReadBack, not {mode}", errno.EINVAL)
+    return mode
+
+
+@contextlib.contextmanager
+def partialDownload(localPath: Path, what: str) -> Iterator[Path]:
+    """A hidden file next to ``localPath`` to download into: renamed to ``localPath`` when the block succeeds,
+    removed otherwise, so that ``localPath`` is whole or absent. A local write failure is a StorageError."""
+    partial = localPath.with_name(f".{localPath.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        yield partial
+        os.replace(partial, localPath)
+    except OSError as exc:
+        raise StorageError(f"{what}: cannot write {localPath}: {exc.strerror or exc}", exc.errno or errno.EIO) from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class StorageBase(ABC):

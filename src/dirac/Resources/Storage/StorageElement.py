@@ -9,7 +9,7 @@ Configuration (DIRAC's layout)::
       ReadAccess = Active             # Active or Degraded allow; InActive, Banned, ... refuse
       WriteAccess = Active
       RemoveAccess = Active
-      <Plug-in section>               # named after the plug-in (File, DIP, WebDAV) or with PluginName = ...
+      <Plug-in section>               # named after the plug-in (File, DIP, WebDAV, XROOT) or with PluginName = ...
       {
         Protocol = ...  Host = ...  Port = ...  Path = ...  SpaceToken = ...
       }
@@ -43,7 +43,9 @@ STORAGE_ELEMENTS = "/Resources/StorageElements"
 STORAGE_PLUGINS = "dirac.storage_plugins"
 _BUILTIN_PLUGINS = {"File": "dirac.Resources.Storage.FileStorage:FileStorage",
                     "DIP": "dirac.Resources.Storage.DIPStorage:DIPStorage",
-                    "WebDAV": "dirac.Resources.Storage.WebDAVStorage:WebDAVStorage"}
+                    "WebDAV": "dirac.Resources.Storage.WebDAVStorage:WebDAVStorage",
+                    "XROOT": "dirac.Resources.Storage.XROOTStorage:XROOTStorage",
+                    "GFAL2_XROOT": "dirac.Resources.Storage.XROOTStorage:XROOTStorage"}
 USABLE_STATUS = ("Active", "Degraded")
 READ, WRITE, REMOVE = "ReadAccess", "WriteAccess", "RemoveAccess"
 SE_OPTIONS = {"BackendType", "AccessProtocols", "WriteProtocols", "ReadAccess", "WriteAccess", "RemoveAccess",

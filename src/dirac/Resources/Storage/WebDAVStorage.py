@@ -42,9 +42,8 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from DIRACCommon.Core.Utilities import DErrno
 
-from dirac.Core.Config import gConfig
 from dirac.Core.Security import Locations
-from dirac.Core.Tornado.Client import DEFAULT_TIMEOUT, clientCredentials, httpSession, rootCause
+from dirac.Core.Tornado.Client import clientCredentials, httpSession, rootCause
 from dirac.Core.Utilities.Adler import CHUNK, formatAdler32, normalizeAdler32
 from dirac.Core.Utilities.Exceptions import AuthorizationError, DiracError, NotFound
 from dirac.Core.Utilities.Logging import getLogger
@@ -56,7 +55,10 @@ from dirac.Resources.Storage.StorageBase import (
     StorageError,
     StorageFull,
     StorageUnavailable,
+    checksumModeOption,
     joinPath,
+    partialDownload,
+    timeoutOption,
 )
 
 log = getLogger("Storage/WebDAV")
@@ -64,7 +66,6 @@ log = getLogger("Storage/WebDAV")
 DAV = "{DAV:}"
 SECURE = ("https", "davs")
 PLAIN = ("http", "dav")
-CHECKSUM_MODES = ("auto", "readback")
 PROPFIND_BODY = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
                  b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/></D:prop></D:propfind>")
 PARTIAL = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
@@ -128,16 +129,8 @@ class WebDAVStorage(StorageBase):
                                f"not {self.protocol}", errno.EINVAL)
         if not self.host:
             raise StorageError(f"{seName}: the WebDAV section has no Host", errno.EINVAL)
-        self.checksumMode = str(parameters.get("ChecksumMode") or "Auto").lower()
-        if self.checksumMode not in CHECKSUM_MODES:
-            raise StorageError(f"{seName}: ChecksumMode must be Auto or ReadBack, not {self.checksumMode}",
-                               errno.EINVAL)
-        try:
-            self.timeout = float(parameters.get("Timeout") or timeout
-                                 or gConfig.getValue("/DIRAC/Client/Timeout", DEFAULT_TIMEOUT))
-        except ValueError:
-            raise StorageError(f"{seName}: Timeout must be a number of seconds, not {parameters.get('Timeout')!r}",
-                               errno.EINVAL) from None
+        self.checksumMode = checksumModeOption(seName, parameters)
+        self.timeout = timeoutOption(seName, parameters, timeout)
         self.scheme = "https" if self.protocol in SECURE else "http"
         endpoint = f"{self.host}:{self.port}" if self.port else self.host
         self.prefix = joinPath(self.wsUrl, self.basePath).rstrip("/")
@@ -284,28 +277,21 @@ class WebDAVStorage(StorageBase):
 
     def getFile(self, lfn: str, localPath: Path) -> int:
         what = f"download of {lfn} from {self.seName}"
-        localPath = Path(localPath)
-        partial = localPath.with_name(f".{localPath.name}.{uuid.uuid4().hex[:8]}.part")
         size = 0
-        try:
-            with self._send("GET", self._url(lfn), what, stream=True) as response:
-                if response.status_code != 200:
-                    raise self._failure(response, what)
-                with open(partial, "wb") as out:
-                    for chunk in response.iter_content(CHUNK):
-                        out.write(chunk)
-                        size += len(chunk)
-                announced = response.headers.get("Content-Length")
-                if announced is not None and int(announced) != size:
-                    raise SizeMismatch(f"{what}: {size} bytes received, {announced} announced")
-            os.replace(partial, localPath)
-        except requests.exceptions.RequestException as exc:
-            raise StorageUnavailable(f"{what}: interrupted ({rootCause(exc)})") from None
-        except OSError as exc:
-            raise StorageError(f"{what}: cannot write {localPath}: {exc.strerror or exc}",
-                               exc.errno or errno.EIO) from None
-        finally:
-            partial.unlink(missing_ok=True)
+        with partialDownload(Path(localPath), what) as partial:
+            try:
+                with self._send("GET", self._url(lfn), what, stream=True) as response:
+                    if response.status_code != 200:
+                        raise self._failure(response, what)
+                    with open(partial, "wb") as out:
+                        for chunk in response.iter_content(CHUNK):
+                            out.write(chunk)
+                            size += len(chunk)
+                    announced = response.headers.get("Content-Length")
+                    if announced is not None and int(announced) != size:
+                        raise SizeMismatch(f"{what}: {size} bytes received, {announced} announced")
+            except requests.exceptions.RequestException as exc:
+                raise StorageUnavailable(f"{what}: interrupted ({rootCause(exc)})") from None
         return size
 
     def removeFile(self, lfn: str) -> bool:
