@@ -10,8 +10,9 @@ time left is too short for any job, after MaxJobs jobs, or after several cycles 
 
 Each job runs in ``<WorkingDirectory>/<JobID>/``: the agent writes ``job.json`` (the JobWrapper's
 contract) and starts ``dirac-jobwrapper --job job.json`` as the payload with the job owner's
-limited proxy, fetched from the ProxyManager with the pilot's proxy (``UsePayloadProxy``, default
-yes; the inner CE writes it 0600 into the job's directory as ``X509_USER_PROXY``). When the owner's
+limited proxy, fetched from the ProxyManager with the pilot's proxy and kept for the owner's next jobs
+while it lives long enough (``UsePayloadProxy``, default yes; the inner CE writes it 0600 into the
+job's directory as ``X509_USER_PROXY``). When the owner's
 proxy cannot be had the job is rescheduled, as in DIRAC (Failed once past MaxRescheduling).
 Without ``UsePayloadProxy`` jobs run with the pilot's own credential.
 
@@ -39,6 +40,7 @@ from dirac.Core.Base.AgentModule import AgentModule
 from dirac.Core.Config import Registry, gConfig
 from dirac.Core.Config.ConfigurationClient import toList
 from dirac.Core.Security import Locations, Tokens
+from dirac.Core.Security.X509Chain import X509Chain
 from dirac.Core.Tornado.Client import RPCClient, useAccessTokens
 from dirac.Core.Utilities.Exceptions import DiracError
 from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
@@ -93,6 +95,8 @@ class JobAgent(AgentModule):
         self.failedMatches = 0
         self.matchErrors = 0  # requests the Matcher did not answer with a job or "no match"
         self.running: dict[str, int] = {}  # inner CE reference -> JobID
+        #: (owner, group) -> the limited proxy last fetched for a job of theirs, reused while it lives long enough
+        self.payloadProxies: dict[tuple[str, str], X509Chain] = {}
         #: the token file of a pilot without a proxy, renewed in place
         self.tokenFile = os.environ.get(Tokens.BEARER_TOKEN_FILE_ENV, "") if useAccessTokens() else ""
 
@@ -286,8 +290,16 @@ class JobAgent(AgentModule):
         return proxy, hidden
 
     def _payloadProxy(self, jobID: int, owner: str, ownerGroup: str) -> bytes | None:
-        """The owner's limited proxy (PEM); None when it cannot be had and the job was rescheduled."""
+        """The owner's limited proxy (PEM); None when it cannot be had and the job was rescheduled.
+
+        A proxy fetched for an earlier job of the same owner and group is used again while it still
+        has the lifetime this job needs (DIRAC's proxy cache): no new key pair, no ProxyManager call."""
         lifetime = min(int(gConfig.getValue("/Registry/DefaultProxyLifeTime", 432000)), max(self.cpuTimeLeft, 3600))
+        cached = self.payloadProxies.get((owner, ownerGroup))
+        if cached is not None and cached.remainingSeconds >= lifetime:
+            self.log.info("Job %d: payload proxy of %s@%s reused (%d s left)", jobID, owner, ownerGroup,
+                          cached.remainingSeconds)
+            return cached.toPEM()
         dns = Registry.getDNsForUsername(owner) if owner else []
         if not dns:
             result = {"OK": False, "Message": f"no DN registered for the job owner {owner or '(none)'}"}
@@ -299,6 +311,7 @@ class JobAgent(AgentModule):
         chain = result["Value"]
         self.log.info("Job %d: payload proxy of %s@%s obtained (%d s left)", jobID, owner, ownerGroup,
                       chain.remainingSeconds)
+        self.payloadProxies[(owner, ownerGroup)] = chain
         return chain.toPEM()
 
     def _rescheduleJob(self, jobID: int, reason: str) -> None:
