@@ -164,6 +164,7 @@ def renderBarChart(counts: dict[str, int], title: str, fmt: str) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     labels = sorted(counts, key=lambda k: (-counts[k], k)) or ["(no jobs)"]
     values = [counts.get(label, 0) for label in labels]
@@ -174,6 +175,7 @@ def renderBarChart(counts: dict[str, int], title: str, fmt: str) -> bytes:
     axes.invert_yaxis()
     axes.set_title(title)
     axes.set_xlabel("jobs")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.margins(x=0.15)
     figure.tight_layout()
     out = io.BytesIO()
