@@ -14,29 +14,22 @@ when ``CI=true``. ``DIRAC_CLIENT_VERSION`` picks another DIRAC release.
 from __future__ import annotations
 
 import datetime
-import fcntl
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from dirac.Core.Utilities import JEncode
+from tests import dirac_venv
 
 pytestmark = [pytest.mark.dirac_client, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 HERE = Path(__file__).parent
 CALL_SCRIPT = HERE / "dirac_client_call.py"
-DIRAC_VERSION = os.environ.get("DIRAC_CLIENT_VERSION", "9.1.22")
-# gfal2-python is a C++ binding (needs the gfal2 library and Boost.Python to build) used only by
-# DIRAC's gfal2 storage plugins; a client making RPC calls never imports it.
-NOT_INSTALLED = {"gfal2-python"}
-PIP_TIMEOUT = 1200
+DIRAC_VERSION = dirac_venv.DIRAC_VERSION
 ADMIN_DN = "/O=DIRAC-Seed/OU=dirac/CN=admin"
 BOB_DN = "/O=DIRAC-Seed/OU=dirac/CN=bob"
 
@@ -58,83 +51,14 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-# -- the DIRAC virtualenv ----------------------------------------------------------------------
-def _cacheDir() -> Path:
-    if os.environ.get("DIRAC_CLIENT_VENV_CACHE"):
-        return Path(os.environ["DIRAC_CLIENT_VENV_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dirac-seed-tests" / "dirac-venv"
-
-
-def _pip(python: Path, *args: str, log: Path) -> subprocess.CompletedProcess:
-    with open(log, "a") as logFile:
-        logFile.write(f"\n$ pip {' '.join(args)}\n")
-        logFile.flush()
-        return subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
-                              stdout=logFile, stderr=subprocess.STDOUT, timeout=PIP_TIMEOUT)
-
-
-def _logTail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-
-REQUIREMENTS_OF_DIRAC = """
-import json, sys
-from importlib.metadata import requires
-print(json.dumps([r for r in requires("DIRAC") or [] if "extra ==" not in r.replace("'", '"')]))
-"""
-
-
-def _build(venv: Path, log: Path) -> dict:
-    """Create the venv: DIRAC without dependencies, then DIRAC's own requirements but NOT_INSTALLED."""
-    started = time.monotonic()
-    log.write_text(f"building {venv} with {sys.executable}\n")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    wheels = venv / "downloads"
-    # First contact with the index: a failure here means no index, not a broken build.
-    if _pip(python, "download", "--no-deps", "-d", str(wheels), f"DIRAC=={DIRAC_VERSION}", log=log).returncode:
-        shutil.rmtree(venv, ignore_errors=True)
-        _unavailable(f"cannot download DIRAC=={DIRAC_VERSION} from the package index:\n{_logTail(log, 15)}")
-    wheel = sorted(wheels.glob("*"))
-    assert _pip(python, "install", "--no-deps", *map(str, wheel), log=log).returncode == 0, _logTail(log)
-    requirements = json.loads(subprocess.run([str(python), "-c", REQUIREMENTS_OF_DIRAC], check=True,
-                                             capture_output=True, text=True).stdout)
-    wanted = [r for r in requirements
-              if not any(r.lower().replace("_", "-").startswith(name) for name in NOT_INSTALLED)]
-    assert _pip(python, "install", *wanted, log=log).returncode == 0, _logTail(log)
-    shutil.rmtree(wheels, ignore_errors=True)
-    versions = subprocess.run([str(python), "-c", "import DIRAC, M2Crypto, requests; "
-                               "print(DIRAC.version, M2Crypto.__version__, requests.__version__)"],
-                              check=True, capture_output=True, text=True).stdout.split()
-    return {"DIRAC": versions[0], "M2Crypto": versions[1], "requests": versions[2],
-            "python": sys.version.split()[0], "notInstalled": sorted(NOT_INSTALLED),
-            "buildSeconds": round(time.monotonic() - started, 1)}
-
-
-def _works(venv: Path) -> bool:
-    """The cached venv still runs (its base Python may have been removed or upgraded)."""
-    try:
-        return subprocess.run([str(venv / "bin" / "python"), "-c", "import DIRAC"], capture_output=True,
-                              timeout=120).returncode == 0
-    except OSError:
-        return False
-
-
+# -- the DIRAC virtualenv (built and cached by tests/dirac_venv.py) -----------------------------
 @pytest.fixture(scope="module")
 def diracVenv() -> Path:
     """A venv with DIRAC from the package index: reused when complete, built (under a lock) if not."""
-    cache = _cacheDir()
-    cache.mkdir(parents=True, exist_ok=True)
-    name = f"DIRAC-{DIRAC_VERSION}-py{sys.version_info.major}{sys.version_info.minor}"
-    venv, ready = cache / name, cache / name / "dirac-seed-ready.json"
-    with open(cache / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test processes build it once
-        if not ready.exists() or not _works(venv):
-            shutil.rmtree(venv, ignore_errors=True)  # a build that did not finish, or a stale one
-            info = _build(venv, cache / f"{name}.build.log")
-            ready.write_text(json.dumps(info, indent=1))
-    return venv
+    try:
+        return dirac_venv.diracVenv()
+    except dirac_venv.DiracUnavailable as exc:
+        _unavailable(str(exc))
 
 
 # -- running DIRAC ------------------------------------------------------------------------------
