@@ -115,7 +115,7 @@ def loadPortalConfig() -> PortalConfig:
     if root == "/":
         raise ConfigurationError(f"{SECTION}/RootURL must not be / (the services' routes live there)")
     try:
-        lifetime = int(gConfig.getValue(f"{SECTION}/SessionLifetime", DEFAULT_LIFETIME))
+        lifetime = int(gConfig.getValue(f"{SECTION}/SessionLifetime", "") or DEFAULT_LIFETIME)
     except (TypeError, ValueError):
         raise ConfigurationError(f"{SECTION}/SessionLifetime must be a number of seconds") from None
     config = PortalConfig(rootURL=root, sessionLifetime=lifetime, cookieSecret=_cookieSecret())
