@@ -184,3 +184,24 @@ def test_configuration_browser_reads_and_only_cs_administrators_change(portal, a
         api = CSAPI(proxyLocation=str(portal.grid.proxies["admin"]), useCertificates=False)
         assert api.initialize()["OK"]
         assert api.getOption("/Registry/PortalTest") == "set-from-the-portal"
+
+
+def test_certificate_user_downloads_only_through_the_storage_element_service(portal, tmp_path):
+    from dirac.DataManagementSystem.Client.DataManager import DataManager
+
+    local = tmp_path / "bob.txt"
+    local.write_text("bob's bytes\n")
+    lfn = "/dirac/user/b/bob/portal/bob.txt"
+    with environmentOf(portal.grid.instance):
+        put = DataManager(proxyLocation=str(portal.grid.proxies["bob"]), useCertificates=False) \
+            .putAndRegister(lfn, local, "OneBox-SE")
+    assert put["OK"] and lfn in put["Value"]["Successful"], put
+    cert, key = portal.grid.ca.issueUserCertificate("/O=DIRAC-Seed/OU=dirac/CN=bob")
+    pem = tmp_path / "bob.pem"
+    pem.write_bytes(cert + key)
+    with PortalSession(portal, cert=str(pem)) as bob:
+        login = bob.page("/login")
+        bob.post(portal.root + "/login/certificate", data={"_csrf": bob.csrf(login)}, timeout=60)
+        download = bob.page("/files/download", params={"lfn": lfn})
+        assert download.status_code == 200, download.text[:300]
+        assert download.content == b"bob's bytes\n"

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dirac.Core.Config import gConfig
 from dirac.DataManagementSystem.Client.DataManager import DataManager
 from dirac.Resources.Catalog.FileCatalogClient import FileCatalogClient
 from dirac.WebApp.Handlers.Base import PortalHandler, ServiceRefusal, unwrap
@@ -26,6 +27,19 @@ def bulkValue(result: dict[str, Any], lfn: str) -> Any:
     if lfn in value.get("Failed", {}):
         raise ServiceRefusal(f"{lfn}: {value['Failed'][lfn]}")
     return value.get("Successful", {}).get(lfn)
+
+
+def delegatingSE(replicas: dict[str, Any]) -> str:
+    """A replica's Storage Element that acts for the user when the portal calls with extraCredentials: one
+    served by the StorageElement service (DIP plug-in only). Other plug-ins (WebDAV, XRootD) would present
+    the portal's host certificate instead of the user's identity: refused rather than used."""
+    for se in sorted(replicas):
+        plugins = gConfig.getSections(f"/Resources/StorageElements/{se}")
+        if plugins["OK"] and plugins["Value"] and set(plugins["Value"]) <= {"DIP"}:
+            return se
+    raise ServiceRefusal("for a certificate sign-in the portal downloads only from Storage Elements of the "
+                         f"StorageElement service; this file has replicas on {', '.join(sorted(replicas)) or 'none'}"
+                         " (sign in with your identity provider, or use dirac-dms-get-file)")
 
 
 class FileCatalogHandler(PortalHandler):
@@ -66,7 +80,11 @@ class FileDownloadHandler(PortalHandler):
         lfn = normalLFN(self.get_query_argument("lfn", ""))
         with tempfile.TemporaryDirectory(prefix="dirac-webapp-") as tmp:
             def fetch(options: dict[str, Any]) -> Path:
-                return Path(bulkValue(DataManager(**options).getFile(lfn, tmp), lfn))
+                manager = DataManager(**options)
+                sourceSE = None
+                if options.get("extraCredentials"):
+                    sourceSE = delegatingSE(bulkValue(manager.getReplicas(lfn), lfn) or {})
+                return Path(bulkValue(manager.getFile(lfn, tmp, sourceSE=sourceSE), lfn))
 
             try:
                 local = await self.act(fetch)
