@@ -172,9 +172,15 @@ def validateToken(token: str) -> dict[str, Any]:
     issuer = unverified.get("iss")
     if not issuer:
         raise AuthenticationError("token has no issuer (iss claim)")
-    conf = trustedIssuers().get(issuer)
-    provider = IdProviders.idProviderForIssuer(issuer) if conf is None else None
-    if provider is not None:
+    ownIssuer = IdProviders.authorizationServerIssuer()
+    conf = trustedIssuers().get(issuer) if issuer != ownIssuer else None
+    provider = IdProviders.idProviderForIssuer(issuer) if conf is None and issuer != ownIssuer else None
+    if issuer == ownIssuer:
+        from dirac.Core.Security import TokenSigning
+
+        key = TokenSigning.verificationKey(header.get("kid"))
+        audience = IdProviders.authorizationServer(ownIssuer).audience  # type: ignore[union-attr]
+    elif provider is not None:
         key = IdProviders.signingKey(provider, header.get("kid"))
         audience = provider.audience
     elif conf is None:
@@ -185,7 +191,7 @@ def validateToken(token: str) -> dict[str, Any]:
         key = _keyFromJWKS(conf["JWKSURL"], token)
     else:
         raise AuthenticationError(f"token issuer {conf['Name']} has neither PublicKeyFile nor JWKSURL in the CS")
-    if provider is None:
+    if provider is None and conf is not None:
         audience = conf.get("Audience") or DEFAULT_AUDIENCE
     try:
         return jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer, leeway=LEEWAY,
@@ -208,11 +214,13 @@ def validateToken(token: str) -> dict[str, Any]:
 
 
 def groupFromClaims(claims: dict[str, Any]) -> str | None:
-    """The DIRAC group a token asks for: a ``group:<name>`` scope or the ``dirac_group`` claim."""
+    """The DIRAC group a token asks for: a ``group:<name>`` or ``g:<name>`` (DIRAC's form) scope, or the
+    ``dirac_group`` claim."""
     scope = claims.get("scope") or ""
     for item in scope.split() if isinstance(scope, str) else []:
-        if item.startswith("group:") and item[6:]:
-            return item[6:]
+        prefix, _, name = item.partition(":")
+        if prefix in ("group", "g") and name:
+            return name
     group = claims.get("dirac_group")
     return group if isinstance(group, str) and group else None
 
@@ -222,6 +230,8 @@ def credentialsFromToken(token: str) -> dict[str, Any]:
     claims = validateToken(token)
     subject = str(claims["sub"])
     username = Registry.getUsernameForID(subject)
+    if claims["iss"] == IdProviders.authorizationServerIssuer():
+        return _authorizationServerCredentials(username, claims)
     provider = IdProviders.idProviderForIssuer(claims["iss"])
     if username is None and provider is not None and provider.registerUsers and provider.mapsGroups:
         from dirac.ConfigurationSystem.Client.UserRegistry import UnregisteredSubject, registeredUsername
@@ -257,3 +267,26 @@ def _providerCredentials(provider: IdProviders.IdProvider, username: str, claims
         group = defaults[0] if defaults else granted[0]
     return {"username": username, "group": group, "properties": Registry.getPropertiesForGroup(group),
             "VO": Registry.getVOForGroup(group), "IdProvider": provider.name}
+
+
+def _authorizationServerCredentials(username: str | None, claims: dict[str, Any]) -> dict[str, Any]:
+    """Credentials of a token of DIRAC's own authorization server. It signed the group in (``g:<group>``)
+    after the identity provider named by the ``idp`` claim granted it, at the sign-in and at every refresh;
+    for a provider without a group mapping the Registry decides, as for the provider's own tokens."""
+    if username is None:
+        raise AuthenticationError(f"token subject {claims['sub']} (issuer {claims['iss']}) is not registered")
+    dns = Registry.getDNsForUsername(username)
+    creds: dict[str, Any] = {"DN": dns[0] if dns else None, "ID": str(claims["sub"]), "issuer": claims["iss"],
+                             "isProxy": False, "isLimitedProxy": False, "authMethod": "JWT"}
+    group = groupFromClaims(claims)
+    idp = claims.get("idp")
+    provider = IdProviders.getIdProvider(idp) if isinstance(idp, str) and idp in IdProviders.idProviderNames() \
+        else None
+    if provider is not None and provider.mapsGroups:
+        if not group:
+            raise AuthorizationError(f"the token of {username} names no DIRAC group")
+        creds.update(username=username, group=group, properties=Registry.getPropertiesForGroup(group),
+                     VO=Registry.getVOForGroup(group), IdProvider=provider.name)
+    else:
+        creds.update(_userCredentials(username, group))
+    return creds

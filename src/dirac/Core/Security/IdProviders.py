@@ -24,6 +24,11 @@ CS layout (option names as DIRAC's where DIRAC has them)::
 Keys come from the provider's discovery document (``<issuer>/.well-known/openid-configuration``,
 its ``jwks_uri``), fetched with timeouts and cached; an unknown key id refetches the key set at
 most once a minute (key rotation).
+
+DIRAC's own authorization server (``/DIRAC/Security/Authorization/issuer``, the ``/auth`` of a
+DIRAC server) is described by the same ``IdProvider`` (``authorizationServer()``), so that clients
+use it with the same OAuth2 code: its public client is ``DIRAC_CLI``, its TLS certificate is checked
+against the CA directory.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ from dirac.Core.Config.ConfigurationClient import toList
 from dirac.Core.Utilities.Exceptions import AuthenticationError, ConfigurationError
 
 IDPROVIDERS = "/Resources/IdProviders"
+AUTHORIZATION = "/DIRAC/Security/Authorization"
+#: the name DIRAC's own authorization server goes by where a provider name is shown
+AUTH_SERVER_NAME = "DIRACAS"
+#: the public client of DIRAC's command line at the authorization server (DIRAC's default client id)
+DIRAC_CLI_CLIENT_ID = "DIRAC_CLI"
 DEFAULT_AUDIENCE = "dirac"
 HTTP_TIMEOUT = 10
 METADATA_LIFETIME = 3600
@@ -122,6 +132,23 @@ def idProviderForIssuer(issuer: str) -> IdProvider | None:
         if provider.issuer == issuer.rstrip("/"):
             return provider
     return None
+
+
+def authorizationServerIssuer() -> str:
+    """The issuer URL of DIRAC's own authorization server ('' when none is configured)."""
+    return str(gConfig.getValue(f"{AUTHORIZATION}/issuer", "") or "").rstrip("/")
+
+
+def authorizationServer(issuer: str | None = None) -> IdProvider | None:
+    """DIRAC's authorization server as a provider (its ``DIRAC_CLI`` client), or None when not configured."""
+    from dirac.Core.Security.Locations import getCAsLocation
+
+    issuer = (issuer or authorizationServerIssuer()).rstrip("/")
+    if not issuer:
+        return None
+    return IdProvider(name=AUTH_SERVER_NAME, issuer=issuer, clientID=DIRAC_CLI_CLIENT_ID,
+                      audience=gConfig.getValue(f"{AUTHORIZATION}/Audience", "") or DEFAULT_AUDIENCE,
+                      caFile=getCAsLocation())
 
 
 # -- discovery and keys --------------------------------------------------------------------------

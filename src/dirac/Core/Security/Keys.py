@@ -111,3 +111,26 @@ def readEncryptionKeyFile(keyFile: str, option: str) -> bytes:
         return Path(keyFile).read_bytes().strip()
     except OSError as exc:
         raise ConfigurationError(f"cannot read the key file {keyFile} ({option}): {exc.strerror}") from exc
+
+
+class SecretBox:
+    """Secrets kept in a database, encrypted with a Fernet key (AES-128-CBC and HMAC-SHA256): the database alone
+    reveals none. ``hint`` says why decryption may fail (which key is in use)."""
+
+    def __init__(self, key: bytes, hint: str):
+        from cryptography.fernet import Fernet
+
+        self._fernet = Fernet(key)
+        self.hint = hint
+
+    def encrypt(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def decrypt(self, stored: str, what: str) -> str:
+        """The secret; SecurityError naming ``what`` when the key does not open it."""
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._fernet.decrypt(stored.encode()).decode()
+        except InvalidToken as exc:
+            raise SecurityError(f"{what} cannot be decrypted: {self.hint}") from exc

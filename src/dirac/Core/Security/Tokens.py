@@ -102,10 +102,14 @@ def inFirstHalfOfLife(issuedAt: float, expiresAt: float) -> bool:
 
 
 def providerOf(token: dict[str, Any]) -> IdProviders.IdProvider:
-    """The identity provider that issued ``token`` (by its ``provider`` entry or the issuer)."""
+    """The identity provider that issued ``token`` (by its ``provider`` entry or the issuer), or DIRAC's own
+    authorization server when its issuer issued it."""
+    issuer = accessTokenClaims(token).get("iss", "")
+    ownIssuer = IdProviders.authorizationServerIssuer()
+    if ownIssuer and (token.get("provider") == IdProviders.AUTH_SERVER_NAME or issuer.rstrip("/") == ownIssuer):
+        return IdProviders.authorizationServer()  # type: ignore[return-value]
     if token.get("provider"):
         return IdProviders.getIdProvider(token["provider"])
-    issuer = accessTokenClaims(token).get("iss", "")
     provider = IdProviders.idProviderForIssuer(issuer) if issuer else None
     if provider is None:
         raise AuthenticationError(f"no identity provider configured for the token issuer {issuer!r}")

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Column, MetaData, String, Table, Text, delete, select, update
 
 from dirac.Core.Base.DB import DB, UTCDateTime, utcnow
-from dirac.Core.Utilities.Exceptions import NotFound, SecurityError
+from dirac.Core.Security.Keys import SecretBox
+from dirac.Core.Utilities.Exceptions import NotFound
 
 
 class TokenDB(DB):
@@ -34,17 +34,14 @@ class TokenDB(DB):
     )
 
     def __init__(self, url: str | None = None, *, encryptionKey: bytes, createTables: bool = True):
-        self._fernet = Fernet(encryptionKey)
+        self._box = SecretBox(encryptionKey, "wrong TokenManager key?")
         super().__init__(url, createTables=createTables)
 
     def _encrypt(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
+        return self._box.encrypt(secret)
 
     def _decrypt(self, stored: str) -> str:
-        try:
-            return self._fernet.decrypt(stored.encode()).decode()
-        except InvalidToken as exc:
-            raise SecurityError("a stored refresh token cannot be decrypted: wrong TokenManager key?") from exc
+        return self._box.decrypt(stored, "a stored refresh token")
 
     def storeRefreshToken(self, username: str, provider: str, userID: str, refreshToken: str, scope: str = "") -> None:
         """Keep (or replace) the refresh token of ``username`` at ``provider``."""

@@ -38,6 +38,7 @@ from dirac.Core.Security.Tokens import expiresAt, inFirstHalfOfLife
 from dirac.Core.Tornado.RequestHandler import AUTHENTICATED, RequestHandler, ServiceInfo
 from dirac.Core.Utilities.Exceptions import AuthorizationError, ConfigurationError, DiracError
 from dirac.FrameworkSystem.DB.TokenDB import TokenDB
+from dirac.FrameworkSystem.Logic.UserTokens import refreshGranting
 
 
 class TokenManagerHandler(RequestHandler):
@@ -84,13 +85,7 @@ class TokenManagerHandler(RequestHandler):
     def export_getToken(self, username: str, group: str) -> dict[str, Any]:
         """A fresh access token of ``username`` for a component acting for them in ``group``."""
         with self.tokenDB().lockedRefreshToken(username) as (provider, refreshToken, replace):
-            idp = getIdProvider(provider)
-            fresh = OAuth2Client(idp).refresh(refreshToken)
-            if fresh.get("refresh_token") and fresh["refresh_token"] != refreshToken:
-                replace(fresh["refresh_token"])
-        claims = validateToken(fresh["access_token"])
-        if group not in idp.groupsFromClaims(claims):
-            raise AuthorizationError(f"identity provider {provider} does not grant group {group} to user {username}")
+            fresh, _ = refreshGranting(OAuth2Client(getIdProvider(provider)), refreshToken, replace, username, group)
         self.log.info("access token of %s@%s handed to %s", username, group, self._caller())
         return {"access_token": fresh["access_token"], "expires_at": expiresAt(fresh), "provider": provider,
                 "scope": fresh.get("scope", ""), "group": group}
