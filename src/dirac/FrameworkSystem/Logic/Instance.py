@@ -9,6 +9,9 @@ Layout of an instance directory::
     etc/dirac.cfg                 local configuration for clients: where the CS and CAs are
     etc/server.cfg                extra local configuration for the server process
     etc/proxymanager.key          the ProxyManager's key (Fernet) encrypting the stored proxies (0600)
+    etc/tokenmanager.key          the TokenManager's key (Fernet) encrypting users' refresh tokens (0600)
+    etc/auth-signing-key.pem      the authorization server's (https://<host>:<port>/auth) token signing key (0600)
+    etc/webapp-client.secret      the web portal's client secret at the authorization server (0600)
     user/usercert.pem, userkey.pem, proxy.pem    the local administrator's credentials
     db/ log/ run/                 SQLite databases, logs, pid file
     pilots/                       working directories of the pilots of the one-box site
@@ -19,6 +22,7 @@ Layout of an instance directory::
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 from dataclasses import dataclass
@@ -31,6 +35,7 @@ from dirac.Core.Base import Components
 from dirac.Core.Config.ConfigurationData import setOption
 from dirac.Core.Security import Properties
 from dirac.Core.Security.CA import CertificateAuthority
+from dirac.Core.Security.IdProviders import AUTHORIZATION
 from dirac.Core.Security.Keys import writePrivateFile
 from dirac.Core.Security.X509 import X509Chain
 from dirac.Core.Utilities.Exceptions import ConfigurationError
@@ -92,6 +97,18 @@ class Instance:
     @property
     def proxyManagerKey(self) -> Path:
         return self.root / "etc" / "proxymanager.key"
+
+    @property
+    def tokenManagerKey(self) -> Path:
+        return self.root / "etc" / "tokenmanager.key"
+
+    @property
+    def authSigningKey(self) -> Path:
+        return self.root / "etc" / "auth-signing-key.pem"
+
+    @property
+    def webAppClientSecret(self) -> Path:
+        return self.root / "etc" / "webapp-client.secret"
 
     @property
     def pilotCert(self) -> Path:
@@ -177,6 +194,7 @@ def initInstance(root: str | Path, host: str = "127.0.0.1", port: int = 8443, vo
     master = buildMasterConfiguration(instance, host, port, vo, admin, chain.identityDN, hostDN, pilotDN)
     master.writeToFile(str(instance.masterCFG))
     writeLocalConfiguration(instance, host, port)
+    createTokenSecrets(instance)
     uploadAdministratorProxy(instance, admin, chain)
     instance.bashrc.write_text("".join(f"export {k}={v}\n" for k, v in instance.environment().items()))
     return instance
@@ -216,9 +234,34 @@ def buildMasterConfiguration(instance: Instance, host: str, port: int, vo: str, 
     for name in Components.listServices():
         system, service = name.split("/")
         setOption(cfg, f"/Systems/{system}/URLs/{service}", f"https://{host}:{port}/{name}")
-    for path, value in {**oneBoxSite(instance), **oneBoxStorage(host, port)}.items():
+    for path, value in {**oneBoxSite(instance), **oneBoxStorage(host, port), **authorizationServer(host, port)}.items():
         setOption(cfg, path, value)
     return cfg
+
+
+def authorizationServer(host: str, port: int) -> dict[str, str]:
+    """CS options of the OAuth2 authorization server at https://<host>:<port>/auth and its web portal client
+    (its secret is in the server's local configuration, see createTokenSecrets)."""
+    base = f"https://{host}:{port}"
+    client = f"{AUTHORIZATION}/Clients/DIRACWeb"
+    return {f"{AUTHORIZATION}/issuer": f"{base}/auth",
+            f"{client}/client_id": "DIRAC_Web", f"{client}/redirect_uri": f"{base}/DIRAC/login/callback",
+            f"{client}/grant_types": "authorization_code, refresh_token", f"{client}/response_types": "code"}
+
+
+def createTokenSecrets(instance: Instance) -> None:
+    """The TokenManager's key, the authorization server's signing key and the web portal's client secret, each in a
+    0600 file named in the server's local configuration."""
+    from dirac.Core.Security.TokenSigning import SIGNING_KEY_FILE, createSigningKeyFile
+
+    writePrivateFile(instance.tokenManagerKey, Fernet.generate_key() + b"\n")
+    createSigningKeyFile(instance.authSigningKey)
+    writePrivateFile(instance.webAppClientSecret, secrets.token_urlsafe(32).encode() + b"\n")
+    server = CFG().loadFromFile(str(instance.serverCFG))
+    setOption(server, "/Systems/Framework/Services/TokenManager/EncryptionKeyFile", str(instance.tokenManagerKey))
+    setOption(server, SIGNING_KEY_FILE, str(instance.authSigningKey))
+    setOption(server, f"{AUTHORIZATION}/Clients/DIRACWeb/client_secret_file", str(instance.webAppClientSecret))
+    server.writeToFile(str(instance.serverCFG))
 
 
 def oneBoxStorage(host: str, port: int) -> dict[str, str]:
