@@ -146,8 +146,9 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 
-// The portal under test listens on a port chosen at run time: its client accepts any loopback https callback.
-const WEB_CALLBACK = /^https:\/\/(127\.0\.0\.1|localhost):[0-9]+\/[A-Za-z0-9_/-]*\/login\/callback$/;
+// The portal and DIRAC's authorization server under test listen on a port chosen at run time: their client
+// (dirac-web) accepts any loopback https callback: the portal's .../login/callback, the server's /auth/redirect.
+const WEB_CALLBACK = /^https:\/\/(127\.0\.0\.1|localhost):[0-9]+\/([A-Za-z0-9_/-]*\/login\/callback|auth\/redirect)$/;
 const { redirectUriAllowed } = provider.Client.prototype;
 provider.Client.prototype.redirectUriAllowed = function allowed(value) {
   return (this.clientId === 'dirac-web' && WEB_CALLBACK.test(value)) || redirectUriAllowed.call(this, value);
