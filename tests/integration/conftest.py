@@ -52,9 +52,26 @@ class Grid:
     process: subprocess.Popen
     ca: CertificateAuthority
     proxies: dict[str, Path] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)  # how the server process was started (restart)
+    env: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return f"https://127.0.0.1:{self.port}/{service}"
+
+    def stopServer(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def restart(self) -> None:
+        """Stop the server process and start it again on the same port (what survives a restart)."""
+        self.stopServer()
+        with open(self.instance.root.parent / "server.log", "ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        with environmentOf(self.instance):
+            waitUntilAnswering(self.url("Configuration/Server"), self.instance.proxy, self.process)
 
     def client(self, service: str = "Test/Dummy", proxy: str = "admin", **kwargs) -> RPCClient:
         return RPCClient(service, proxyLocation=str(self.proxies[proxy]), useCertificates=False, **kwargs)
@@ -126,14 +143,12 @@ def runningGrid(root: Path, databaseServer: str = "", databasePrefix: str = "",
     log = open(root / "server.log", "wb")
     env = {**os.environ, "PYTHONPATH": str(HERE), "DIRACSYSCONFIG": "", "X509_CERT_DIR": str(instance.certificatesDir)}
     env.pop("X509_USER_PROXY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_service", *Components.listServices(), "Test/Dummy",
-         *Components.listWebApps(),
-         "--cfg", str(instance.clientCFG), "--cfg", str(instance.serverCFG)],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+    command = [sys.executable, "-m", "dirac.FrameworkSystem.scripts.dirac_service", *Components.listServices(),
+               "Test/Dummy", *Components.listWebApps(), "--cfg", str(instance.clientCFG), "--cfg", str(instance.serverCFG)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     ca = CertificateAuthority(instance.caDir)
     ca.load()
-    grid = Grid(instance, port, process, ca, proxies={"admin": instance.proxy})
+    grid = Grid(instance, port, process, ca, proxies={"admin": instance.proxy}, command=command, env=env)
     try:
         try:
             with environmentOf(instance):
@@ -145,11 +160,7 @@ def runningGrid(root: Path, databaseServer: str = "", databasePrefix: str = "",
         grid.makeProxy("bob", "/O=DIRAC-Seed/OU=dirac/CN=bob", "dirac_user")
         yield grid
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        grid.stopServer()
         log.close()
         if os.environ.get("DIRAC_TEST_SHOW_SERVER_LOG"):
             print((root / "server.log").read_text())

@@ -1,0 +1,251 @@
+"""DIRAC's OAuth2 authorization server (/auth) end to end: the real server on loopback HTTPS signs users in at
+the real test OpenID Connect provider (browser steps scripted) and issues its own tokens, which the services
+accept; device and authorization code flows, group choice and refusal, refresh, revocation, restart."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from dirac.Core.Tornado.Client import RPCClient
+
+from .authserver import (
+    TEST_CLIENT,
+    TEST_REDIRECT,
+    Browser,
+    configureAuthServer,
+    deviceLogin,
+    forgedToken,
+    pkcePair,
+)
+from .conftest import environmentOf, runningGrid
+
+JDL = '[Executable = "/bin/echo"; Arguments = "auth"; CPUTime = 1000; JobName = "auth-server-job"]'
+
+
+@pytest.fixture
+def server(anyGrid, oidcProvider):
+    """The authorization server of the SQLite grid, then of the MariaDB grid."""
+    return configureAuthServer(anyGrid, oidcProvider)
+
+
+@pytest.fixture
+def sqliteServer(grid, oidcProvider):
+    return configureAuthServer(grid, oidcProvider)
+
+
+@pytest.fixture(scope="module")
+def aliceAdmin(sqliteGrid, oidcProvider):
+    """alice signed in through the server's device flow as dirac_admin (token response)."""
+    with environmentOf(sqliteGrid.instance):
+        return deviceLogin(configureAuthServer(sqliteGrid, oidcProvider), "alice", "g:dirac_admin")
+
+
+def test_discovery_document_and_key_set_describe_the_server(sqliteServer):
+    meta = requests.get(f"{sqliteServer.issuer}/.well-known/openid-configuration", verify=sqliteServer.caBundle,
+                        timeout=10).json()
+    assert meta["issuer"] == sqliteServer.issuer
+    for name, path in [("device_authorization_endpoint", "device"), ("token_endpoint", "token"),
+                       ("authorization_endpoint", "authorization"), ("revocation_endpoint", "revoke"),
+                       ("jwks_uri", "jwk"), ("userinfo_endpoint", "userinfo")]:
+        assert meta[name] == f"{sqliteServer.issuer}/{path}"
+    assert meta["code_challenge_methods_supported"] == ["S256"] and "g:" in meta["scopes_supported"]
+    keys = requests.get(meta["jwks_uri"], verify=sqliteServer.caBundle, timeout=10).json()["keys"]
+    assert [key["alg"] for key in keys] == ["RS256"] and "d" not in keys[0]
+
+
+def test_device_login_through_the_server_gives_a_token_every_service_accepts(server):
+    tokens = deviceLogin(server, "alice", "g:dirac_admin")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert claims["iss"] == server.issuer and claims["aud"] == "dirac" and claims["sub"] == "a1b2c3d4-alice"
+    assert claims["scope"] == "g:dirac_admin" and claims["idp"] == "TestIdP" and claims["client_id"] == "DIRAC_CLI"
+    assert jwt.get_unverified_header(tokens["access_token"])["alg"] == "RS256" and tokens["refresh_token"]
+    who = RPCClient("Test/Dummy", token=tokens["access_token"]).whoami()
+    assert who["OK"], who
+    assert (who["Value"]["username"], who["Value"]["group"]) == ("alice", "dirac_admin")
+    assert who["Value"]["issuer"] == server.issuer and "JobAdministrator" in who["Value"]["properties"]
+    jobID = RPCClient("WorkloadManagement/JobManager", token=tokens["access_token"]).submitJob(JDL)
+    assert jobID["OK"], jobID
+    attributes = RPCClient("WorkloadManagement/JobMonitoring", token=tokens["access_token"]).getJobAttributes(
+        jobID["Value"])
+    assert attributes["OK"], attributes
+    assert (attributes["Value"]["Owner"], attributes["Value"]["OwnerGroup"]) == ("alice", "dirac_admin")
+
+
+def test_the_device_code_is_pending_until_the_sign_in_and_gives_tokens_once(sqliteServer):
+    device = sqliteServer.startDevice("g:dirac_user")
+    assert sqliteServer.deviceToken(device).json()["error"] == "authorization_pending"
+    assert sqliteServer.deviceToken(device).json()["error"] == "slow_down"  # polled faster than the interval
+    assert 'id="success"' in Browser(sqliteServer).signIn(device["verification_uri_complete"], "bob").text
+    first = sqliteServer.deviceToken(device)
+    assert first.status_code == 200, first.text
+    again = sqliteServer.deviceToken(device)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_a_group_the_provider_does_not_grant_is_refused_in_the_browser_and_to_the_client(sqliteServer):
+    device = sqliteServer.startDevice("g:dirac_admin")
+    page = Browser(sqliteServer).signIn(device["verification_uri_complete"], "bob")
+    assert page.status_code == 403 and "does not grant group dirac_admin to user robert" in page.text
+    refused = sqliteServer.deviceToken(device)
+    assert refused.json()["error"] == "access_denied"
+    assert "does not grant group dirac_admin" in refused.json()["error_description"]
+    unknown = sqliteServer.post("device", client_id="DIRAC_CLI", scope="g:no_such_group")
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_scope"
+
+
+def test_without_a_group_the_user_chooses_among_the_granted_ones(sqliteServer):
+    device = sqliteServer.startDevice()
+    browser = Browser(sqliteServer)
+    choice = browser.get(device["verification_uri_complete"], timeout=30)  # follows to the provider's login page
+    assert choice.url.startswith(sqliteServer.provider.issuer)
+    page = browser.signIn(device["verification_uri_complete"], "alice", choose="dirac_user")
+    assert "in group dirac_user" in page.text
+    tokens = sqliteServer.deviceToken(device).json()
+    who = RPCClient("Test/Dummy", token=tokens["access_token"]).whoami()
+    assert who["OK"] and who["Value"]["group"] == "dirac_user", who
+
+
+def test_refresh_rotates_the_refresh_token_and_reuse_revokes_the_session(sqliteServer):
+    tokens = deviceLogin(sqliteServer, "alice", "g:dirac_user")
+    renewed = sqliteServer.refresh(tokens["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    renewed = renewed.json()
+    assert renewed["access_token"] != tokens["access_token"] and renewed["refresh_token"] != tokens["refresh_token"]
+    assert renewed["scope"] == "g:dirac_user"
+    who = RPCClient("Test/Dummy", token=renewed["access_token"]).whoami()
+    assert who["OK"] and who["Value"]["group"] == "dirac_user", who
+    reused = sqliteServer.refresh(tokens["refresh_token"])  # the old one again: stolen?
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert sqliteServer.refresh(renewed["refresh_token"]).json()["error"] == "invalid_grant"  # session revoked
+
+
+def test_revoking_the_refresh_token_ends_the_session_and_access_tokens_revoke_it_too(sqliteServer):
+    tokens = deviceLogin(sqliteServer, "bob", "g:dirac_user")
+    revoked = sqliteServer.post("revoke", client_id="DIRAC_CLI", token=tokens["refresh_token"],
+                                token_type_hint="refresh_token")
+    assert revoked.status_code == 200
+    assert sqliteServer.refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    other = deviceLogin(sqliteServer, "bob", "g:dirac_user")
+    assert sqliteServer.post("revoke", client_id="DIRAC_CLI", token=other["access_token"],
+                             token_type_hint="access_token").status_code == 200
+    assert sqliteServer.refresh(other["refresh_token"]).json()["error"] == "invalid_grant"
+    assert sqliteServer.post("revoke", client_id="DIRAC_CLI", token="not-a-token").status_code == 200  # RFC 7009
+
+
+@pytest.mark.parametrize("claims, reason", [
+    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "token expired"),
+    ({"aud": "someone-else"}, "audience"),
+    ({"iss": "https://127.0.0.1:1/auth"}, "not trusted"),
+    ({"sub": "unknown-subject"}, "not registered"),
+    ({"scope": "g:dirac_nosuchgroup", "idp": None}, "not a member of group dirac_nosuchgroup"),
+])
+def test_server_signed_tokens_with_bad_claims_are_refused(sqliteServer, aliceAdmin, claims, reason):
+    assert RPCClient("Test/Dummy", token=forgedToken(sqliteServer)).whoami()["OK"]  # the forgery itself is sound
+    result = RPCClient("Test/Dummy", token=forgedToken(sqliteServer, **claims)).whoami()
+    assert not result["OK"] and reason in result["Message"], result
+
+
+def test_unsigned_resigned_and_foreign_key_tokens_of_the_server_are_refused(sqliteServer, aliceAdmin):
+    claims = jwt.decode(aliceAdmin["access_token"], options={"verify_signature": False})
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    result = RPCClient("Test/Dummy", token=unsigned).whoami()
+    assert not result["OK"] and "not accepted" in result["Message"]
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    result = RPCClient("Test/Dummy", token=forgedToken(sqliteServer, key=other)).whoami()
+    assert not result["OK"] and "signature" in result["Message"]
+    result = RPCClient("Test/Dummy", token=forgedToken(sqliteServer, key=other, header={"kid": "other"})).whoami()
+    assert not result["OK"] and "not the authorization server's key" in result["Message"]
+
+
+def test_userinfo_says_who_the_bearer_is(sqliteServer, aliceAdmin):
+    info = requests.get(f"{sqliteServer.issuer}/userinfo", verify=sqliteServer.caBundle, timeout=10,
+                        headers={"Authorization": f"Bearer {aliceAdmin['access_token']}"})
+    assert info.status_code == 200, info.text
+    assert info.json()["preferred_username"] == "alice" and info.json()["group"] == "dirac_admin"
+    assert requests.get(f"{sqliteServer.issuer}/userinfo", verify=sqliteServer.caBundle, timeout=10).status_code == 401
+
+
+def _authorize(server, verifier_challenge, scope="openid g:dirac_user", login="alice", **extra):
+    verifier, challenge = verifier_challenge
+    query = {"response_type": "code", "client_id": TEST_CLIENT, "redirect_uri": TEST_REDIRECT, "scope": scope,
+             "state": "st-1", "nonce": "n-1", "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    answer = Browser(server).signIn(f"{server.issuer}/authorization?{urlencode(query)}", login, stopAt=TEST_REDIRECT)
+    assert isinstance(answer, str), answer.text
+    return {name: values[-1] for name, values in parse_qs(urlparse(answer).query).items()}
+
+
+def test_authorization_code_flow_with_pkce_gives_the_portal_tokens_and_an_id_token(sqliteServer):
+    verifier, challenge = pkcePair()
+    answer = _authorize(sqliteServer, (verifier, challenge))
+    assert answer["state"] == "st-1" and answer["code"]
+    exchange = {"grant_type": "authorization_code", "code": answer["code"], "redirect_uri": TEST_REDIRECT}
+    auth = (TEST_CLIENT, sqliteServer.clientSecret)
+    wrong = requests.post(f"{sqliteServer.issuer}/token", data={**exchange, "code_verifier": pkcePair()[0]},
+                          auth=auth, verify=sqliteServer.caBundle, timeout=30)
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"  # and the code is now used up
+    replayed = _authorize(sqliteServer, (verifier, challenge))  # the same OpenID Connect nonce again
+    assert replayed["error"] == "invalid_request" and "code" not in replayed
+    answer = _authorize(sqliteServer, (verifier, challenge), nonce="n-2")
+    exchange["code"] = answer["code"]
+    tokens = requests.post(f"{sqliteServer.issuer}/token", data={**exchange, "code_verifier": verifier}, auth=auth,
+                           verify=sqliteServer.caBundle, timeout=30)
+    assert tokens.status_code == 200, tokens.text
+    tokens = tokens.json()
+    keys = jwt.PyJWKSet.from_dict(requests.get(f"{sqliteServer.issuer}/jwk", verify=sqliteServer.caBundle,
+                                               timeout=10).json())
+    idToken = jwt.decode(tokens["id_token"], keys.keys[0].key, algorithms=["RS256"], audience=TEST_CLIENT,
+                         issuer=sqliteServer.issuer)
+    assert idToken["nonce"] == "n-2" and idToken["preferred_username"] == "alice" and idToken["group"] == "dirac_user"
+    who = RPCClient("Test/Dummy", token=tokens["access_token"]).whoami()
+    assert who["OK"] and (who["Value"]["username"], who["Value"]["group"]) == ("alice", "dirac_user"), who
+    again = requests.post(f"{sqliteServer.issuer}/token", data={**exchange, "code_verifier": verifier}, auth=auth,
+                          verify=sqliteServer.caBundle, timeout=30)
+    assert again.json()["error"] == "invalid_grant"  # a code is used once
+
+
+def test_authorization_requests_without_pkce_or_with_a_refused_group_are_sent_back_with_an_error(sqliteServer):
+    query = {"response_type": "code", "client_id": TEST_CLIENT, "redirect_uri": TEST_REDIRECT, "state": "st-2"}
+    answer = Browser(sqliteServer).signIn(f"{sqliteServer.issuer}/authorization?{urlencode(query)}", "alice",
+                                          stopAt=TEST_REDIRECT)
+    assert "error=invalid_request" in answer and "PKCE" in answer.replace("+", " ")
+    answer = _authorize(sqliteServer, pkcePair(), scope="g:dirac_admin", login="bob")
+    assert answer["error"] == "access_denied" and answer["state"] == "st-1"
+    page = Browser(sqliteServer).signIn(f"{sqliteServer.issuer}/authorization?client_id=nobody&response_type=code",
+                                        "alice")
+    assert page.status_code == 400 and page.json()["error"] == "invalid_client"
+
+
+@pytest.fixture(scope="module")
+def restartableServer(tmp_path_factory, oidcProvider):
+    with runningGrid(tmp_path_factory.mktemp("authgrid")) as started, environmentOf(started.instance):
+        yield configureAuthServer(started, oidcProvider)
+
+
+def test_a_restart_loses_no_pending_device_login_and_no_refresh_token(restartableServer):
+    server = restartableServer
+    with environmentOf(server.grid.instance):
+        earlier = deviceLogin(server, "alice", "g:dirac_user")
+        device = server.startDevice("g:dirac_admin")
+        server.grid.restart()
+        assert 'id="success"' in Browser(server).signIn(device["verification_uri_complete"], "alice").text
+        tokens = server.deviceToken(device)
+        assert tokens.status_code == 200, tokens.text
+        renewed = server.refresh(earlier["refresh_token"])
+        assert renewed.status_code == 200, renewed.text
+        who = RPCClient("Test/Dummy", token=renewed.json()["access_token"]).whoami()
+        assert who["OK"] and who["Value"]["group"] == "dirac_user", who
+
+
+def test_the_server_log_names_the_events_but_never_a_token_or_the_key(sqliteServer, aliceAdmin):
+    log = (sqliteServer.grid.instance.root.parent / "server.log").read_text()
+    assert "device login granted to alice@dirac_admin via TestIdP" in log
+    assert f"tokens ({'urn:ietf:params:oauth:grant-type:device_code'}) issued to alice@dirac_admin" in log
+    key = sqliteServer.signingKey.read_text().splitlines()[1]
+    for secret in (aliceAdmin["access_token"], aliceAdmin["refresh_token"], key):
+        assert secret not in log
