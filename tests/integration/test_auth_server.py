@@ -4,6 +4,11 @@ accept; device and authorization code flows, group choice and refusal, refresh, 
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -249,3 +254,43 @@ def test_the_server_log_names_the_events_but_never_a_token_or_the_key(sqliteServ
     key = sqliteServer.signingKey.read_text().splitlines()[1]
     for secret in (aliceAdmin["access_token"], aliceAdmin["refresh_token"], key):
         assert secret not in log
+
+
+def _command(name: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"dirac.FrameworkSystem.scripts.{name}", *args]
+
+
+def test_dirac_login_through_the_server_then_refresh_by_the_client_and_dirac_logout(sqliteServer, tmp_path):
+    tokenFile = tmp_path / "bt_server"
+    env = {**os.environ, "BEARER_TOKEN_FILE": str(tokenFile)}
+    process = subprocess.Popen(_command("dirac_login", "dirac_admin", "--use-diracas"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    lines = [process.stdout.readline(), process.stdout.readline()]
+    if lines[0].strip() != "Use the following link to continue":
+        process.kill()
+        raise AssertionError(f"dirac-login printed {lines}: {process.communicate()}")
+    assert lines[1].startswith(f"{sqliteServer.issuer}/device?user_code=")
+    assert 'id="success"' in Browser(sqliteServer).signIn(lines[1].strip(), "alice").text
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, (out, err)
+    assert "Authorization pending.. (use CNTL + C to stop)" in err
+    assert f"New token is saved to {tokenFile}." in out
+    assert "username     : alice" in out and "DIRAC group  : dirac_admin" in out
+    assert f"issuer       : {sqliteServer.issuer}" in out
+    assert stat.S_IMODE(tokenFile.stat().st_mode) == 0o600
+    token = json.loads(tokenFile.read_text())
+    assert token["access_token"] not in out + err and token["refresh_token"] not in out + err
+    token["expires_at"] = 1  # the client refreshes it at the server before the call
+    tokenFile.write_text(json.dumps(token))
+    os.environ["BEARER_TOKEN_FILE"] = str(tokenFile)
+    try:
+        who = RPCClient("Test/Dummy", useAccessToken=True).whoami()
+    finally:
+        del os.environ["BEARER_TOKEN_FILE"]
+    assert who["OK"] and who["Value"]["group"] == "dirac_admin", who
+    renewed = json.loads(tokenFile.read_text())
+    assert renewed["refresh_token"] != token["refresh_token"] and renewed["expires_at"] > time.time()
+    out = subprocess.run(_command("dirac_logout"), env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "refresh token revoked" in out.stdout, out
+    assert not tokenFile.exists()
+    assert sqliteServer.refresh(renewed["refresh_token"]).json()["error"] == "invalid_grant"
