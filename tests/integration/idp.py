@@ -32,6 +32,7 @@ class Provider:
 
     issuer: str
     state: Path
+    accessTokenAlgorithm: str = "ES256"
 
     @property
     def caFile(self) -> str:
@@ -46,14 +47,17 @@ class Provider:
 
     @property
     def signingKey(self) -> dict:
-        """The provider's private signing key (JWK), to forge tokens it would have signed."""
-        return json.loads((self.state / "signing-key.jwk.json").read_text())
+        """The private key (JWK) of the provider's access tokens, to forge tokens it would have signed."""
+        name = "signing-key-rs256.jwk.json" if self.accessTokenAlgorithm == "RS256" else "signing-key.jwk.json"
+        return json.loads((self.state / name).read_text())
 
 
 @contextlib.contextmanager
-def runningProvider(state: Path, accessTokenTTL: int = 300) -> Iterator[Provider]:
-    """The OIDC provider started in ``state``; fails (CI=true) or skips when it cannot start."""
-    env = {**os.environ, "OIDC_ACCESS_TOKEN_TTL": str(accessTokenTTL)}
+def runningProvider(state: Path, accessTokenTTL: int = 300, accessTokenAlgorithm: str = "ES256"
+                    ) -> Iterator[Provider]:
+    """The OIDC provider started in ``state`` (access tokens signed with ``accessTokenAlgorithm``, ES256 or
+    RS256); fails (CI=true) or skips when it cannot start."""
+    env = {**os.environ, "OIDC_ACCESS_TOKEN_TTL": str(accessTokenTTL), "OIDC_ACCESS_TOKEN_ALG": accessTokenAlgorithm}
     try:
         started = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True,
                                  env=env, timeout=300)
@@ -65,7 +69,7 @@ def runningProvider(state: Path, accessTokenTTL: int = 300) -> Iterator[Provider
             pytest.fail(message)
         pytest.skip(message)
     try:
-        yield Provider(started.stdout.strip(), state)
+        yield Provider(started.stdout.strip(), state, accessTokenAlgorithm)
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True, timeout=60)
 

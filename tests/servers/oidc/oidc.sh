@@ -9,9 +9,10 @@
 #
 # STATE_DIR then holds: issuer (the URL), ca.pem (the CA of its TLS certificate),
 # clients.json (secrets of dirac-server, dirac-pilot and dirac-web), signing-key.jwk.json (the token
-# signing key, for tests that forge tokens), server.log, pid. Environment:
-# DIRAC_TEST_CACHE (default ~/.cache/dirac-seed-tests) holds node_modules;
-# OIDC_ACCESS_TOKEN_TTL (seconds, default 300).
+# signing key, for tests that forge tokens; signing-key-rs256.jwk.json the RSA one), server.log, pid.
+# Environment: DIRAC_TEST_CACHE (default ~/.cache/dirac-seed-tests) holds node_modules;
+# OIDC_ACCESS_TOKEN_TTL (seconds, default 300); OIDC_ACCESS_TOKEN_ALG (ES256, the default, or RS256:
+# the algorithm of the access tokens; both keys are always in the provider's JWKS).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,6 +56,12 @@ makeState() {
         const jwk = privateKey.export({ format: "jwk" });
         jwk.kid = c.randomBytes(8).toString("hex"); jwk.alg = "ES256"; jwk.use = "sig";
         console.log(JSON.stringify(jwk));' >"$STATE/signing-key.jwk.json")
+    [[ -f "$STATE/signing-key-rs256.jwk.json" ]] || (umask 077; node -e '
+        const c = require("crypto");
+        const { privateKey } = c.generateKeyPairSync("rsa", { modulusLength: 2048 });
+        const jwk = privateKey.export({ format: "jwk" });
+        jwk.kid = c.randomBytes(8).toString("hex"); jwk.alg = "RS256"; jwk.use = "sig";
+        console.log(JSON.stringify(jwk));' >"$STATE/signing-key-rs256.jwk.json")
 }
 
 case "$ACTION" in

@@ -7,7 +7,7 @@
 // Clients: dirac-cli (public: device_code, refresh_token), dirac-server and dirac-pilot
 // (confidential: client_credentials, refresh_token), dirac-web (the web portal, confidential: authorization code
 // with PKCE, refresh_token; any https loopback redirect URI ending in /login/callback). Access tokens for the resource
-// "dirac" are JWTs (ES256) with the audience "dirac" and the users' wlcg.groups,
+// "dirac" are JWTs (ES256, or RS256 with OIDC_ACCESS_TOKEN_ALG=RS256) with the audience "dirac" and the users' wlcg.groups,
 // eduperson_entitlement, preferred_username and email claims. The device flow's browser step is a plain HTML form
 // round trip (user code, confirm, login, consent), so an HTTP client can complete it.
 
@@ -22,7 +22,10 @@ if (!state) throw new Error('OIDC_STATE_DIR is not set');
 const read = (name) => readFileSync(path.join(state, name), 'utf8');
 const secrets = JSON.parse(read('clients.json'));
 const signingKey = JSON.parse(read('signing-key.jwk.json'));
+const rsaSigningKey = JSON.parse(read('signing-key-rs256.jwk.json'));
 const accessTokenTTL = Number(process.env.OIDC_ACCESS_TOKEN_TTL || 300);
+const accessTokenAlg = process.env.OIDC_ACCESS_TOKEN_ALG || 'ES256';
+if (!['ES256', 'RS256'].includes(accessTokenAlg)) throw new Error(`OIDC_ACCESS_TOKEN_ALG ${accessTokenAlg}: ES256 or RS256`);
 const RESOURCE = 'https://dirac.invalid/';
 const AUDIENCE = 'dirac';
 
@@ -82,7 +85,7 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
       redirect_uris: ['https://127.0.0.1/DIRAC/login/callback'] },
   ],
-  jwks: { keys: [signingKey] },
+  jwks: { keys: [signingKey, rsaSigningKey] },
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   cookies: { keys: [secrets.cookies] },
   scopes: ['openid', 'offline_access', 'profile', 'email', ...BASE_SCOPES],
@@ -122,7 +125,7 @@ const provider = new Provider(issuer, {
         const asked = [ctx.oidc.params?.scope, DeviceCode?.scope, RefreshToken?.scope, Grant?.getResourceScope(indicator)];
         const requested = asked.join(' ').split(' ').filter((s) => GROUP_SCOPE.test(s));
         return { scope: [...BASE_SCOPES, ...requested].join(' '), audience: AUDIENCE, accessTokenTTL,
-          accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+          accessTokenFormat: 'jwt', jwt: { sign: { alg: accessTokenAlg } } };
       },
     },
   },
@@ -228,4 +231,4 @@ provider.on('grant.error', (ctx, err) => console.log(`grant error client=${ctx.o
 provider.on('server_error', (ctx, err) => console.error(`server error: ${err.stack}`));
 
 writeFileSync(path.join(state, 'issuer'), issuer);
-console.log(`OpenID Connect provider ${issuer} ready (access tokens live ${accessTokenTTL} s)`);
+console.log(`OpenID Connect provider ${issuer} ready (access tokens ${accessTokenAlg}, live ${accessTokenTTL} s)`);
