@@ -12,7 +12,7 @@ Steps, each logged with its duration:
    queue and node facts under ``/LocalSite``;
 4. run the JobAgent (``dirac-jobagent``) with the pilot's credentials until it stops.
 
-Credentials: a pilot proxy (``--proxy``, ``$X509_USER_PROXY``) or an access token (``--token``,
+Credentials: a pilot proxy (``--proxy``, ``$X509_USER_PROXY`` if that file exists) or an access token (``--token``,
 ``$BEARER_TOKEN_FILE``: a bare JWT or a JSON token file). With only a token the JobAgent talks to
 the server with it (``DIRAC_USE_ACCESS_TOKEN``) and renews it in place before it expires.
 
@@ -228,6 +228,13 @@ def writeConfiguration(args: argparse.Namespace, workDir: Path, node: dict) -> P
     return path
 
 
+def environmentProxy() -> str:
+    """``$X509_USER_PROXY`` when the file it names exists: a batch system may name one it never wrote (ARC's
+    A-REX does when nothing was delegated to the job), and then the pilot's token is its credential."""
+    path = os.environ.get("X509_USER_PROXY", "")
+    return path if path and os.path.isfile(path) else ""
+
+
 def runJobAgent(python: Path, cfg: Path, args: argparse.Namespace, log: PilotLog) -> int:
     """Run the JobAgent until it stops; its output becomes pilot log lines."""
     command = [str(python), "-m", "dirac.WorkloadManagementSystem.scripts.dirac_jobagent"]
@@ -236,6 +243,7 @@ def runJobAgent(python: Path, cfg: Path, args: argparse.Namespace, log: PilotLog
     if args.proxy:
         env["X509_USER_PROXY"] = args.proxy
     else:  # a token pilot: the JobAgent and the JobWrappers call the server with the token file
+        env.pop("X509_USER_PROXY", None)
         env.update(BEARER_TOKEN_FILE=args.token, DIRAC_USE_ACCESS_TOKEN="yes")
     log(f"starting the JobAgent: {' '.join(command)}")
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -251,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", required=True, help="DIRAC site name, e.g. DIRAC.OneBox.local")
     parser.add_argument("--ce", required=True, help="CE name")
     parser.add_argument("--queue", default="default")
-    parser.add_argument("--proxy", default=os.environ.get("X509_USER_PROXY", ""), help="pilot proxy file")
+    parser.add_argument("--proxy", default=environmentProxy(), help="pilot proxy file (default: $X509_USER_PROXY "
+                        "if that file exists)")
     parser.add_argument("--token", default=os.environ.get("BEARER_TOKEN_FILE", ""),
                         help="pilot access token file, used when there is no proxy")
     parser.add_argument("--ca-dir", default=os.environ.get("X509_CERT_DIR", "/etc/grid-security/certificates"))
@@ -279,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     log = PilotLog(args.logging_url, args.pilot_stamp, args.vo, args.proxy, args.ca_dir, token=args.token)
     try:
         log(f"pilot version {VERSION} starting on {platform.node()} in {workDir} for {args.site}/{args.ce}")
+        if os.environ.get("X509_USER_PROXY") and not args.proxy:
+            log(f"$X509_USER_PROXY names {os.environ['X509_USER_PROXY']}, which does not exist: not used")
         if args.proxy or args.token:
             log(f"credential: {'proxy ' + args.proxy if args.proxy else 'access token in ' + args.token}")
         elif not args.check_only:
