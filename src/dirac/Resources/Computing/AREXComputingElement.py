@@ -29,7 +29,9 @@ else ``$X509_USER_PROXY``. The server is verified against the CA directory (``$X
 ``/DIRAC/Security/CALocation``). The pilot proxy given to ``submitJob`` is always delegated, token
 or not: it is the pilots' credential. A token set on the CE also goes with each pilot
 (``pilot.token`` in the session directory, ``BEARER_TOKEN_FILE`` set by a small wrapper that runs
-the pilot), as with the other CEs.
+the pilot), as with the other CEs. A token A-REX refuses (401/403) is an authentication failure whose
+message says what the token says of itself (issuer, audience, subject, algorithm, expiry): A-REX
+itself answers only "403 User can't be assigned configuration".
 
 Options: ``Port`` (443), ``RESTVersion`` (1.0), ``JobDescriptionLanguage`` (``xRSL`` or ``ADL``),
 ``XRSLExtraString`` (appended to each xRSL relation, e.g. ``(runtimeenvironment="ENV/SINGULARITY")``),
@@ -50,15 +52,18 @@ import os
 import re
 import ssl
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jwt
 import requests
 from requests.adapters import HTTPAdapter
 
 from dirac.Core.Security import Locations
 from dirac.Core.Security.Keys import writePrivateFile
+from dirac.Core.Security.Tokens import accessTokenClaims
 from dirac.Core.Security.X509Chain import X509Chain
 from dirac.Core.Utilities.Exceptions import ConfigurationError, DiracError
 from dirac.Resources.Computing import AREXJobDescription as descriptions
@@ -109,6 +114,25 @@ def jobEntries(payload: Any) -> list[dict[str, Any]]:
         raise ComputingElementError(f"unexpected A-REX answer (no 'job'): {str(payload)[:200]}")
     entries = payload["job"]
     return [entries] if isinstance(entries, Mapping) else list(entries)
+
+
+def describeToken(token: str) -> str:
+    """What a refused token says of itself (unverified): issuer, audience, subject, algorithm and expiry."""
+    claims = accessTokenClaims({"access_token": token})
+    if not claims:
+        return "the token is not a JWT"
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg", "?")
+    except jwt.PyJWTError:
+        algorithm = "?"
+    audience = claims.get("aud")
+    parts = [f"issuer {claims.get('iss', '(none)')}",
+             f"audience {', '.join(audience) if isinstance(audience, list) else audience or '(none)'}",
+             f"subject {claims.get('sub', '(none)')}", f"signed {algorithm}"]
+    if isinstance(claims.get("exp"), int | float):
+        left = int(claims["exp"] - time.time())
+        parts.append(f"expired {-left} s ago" if left < 0 else f"valid {left} s more")
+    return ", ".join(parts)
 
 
 def arcStatus(entry: Mapping[str, Any]) -> tuple[str, str]:
@@ -223,6 +247,12 @@ class AREXComputingElement(ComputingElement):
                                          f"untrusted): {exc}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise CEUnreachable(f"CE {self.ceName}: {url} cannot be reached: {exc}") from exc
+        if response.status_code in (401, 403) and self.bearerToken:
+            raise CEAuthenticationFailed(
+                f"CE {self.ceName}: {method} {url} refused the token ({response.status_code}: {response.reason}); "
+                f"the token: {describeToken(self.bearerToken)}; A-REX accepts the tokens of the issuers and audiences "
+                f"its [authgroup] authtokens rules name, with keys it fetches from the issuer over HTTPS "
+                f"(RSA keys only in ARC 6)")
         if response.status_code in (401, 403):
             raise CEAuthenticationFailed(f"CE {self.ceName}: {method} {url} refused ({response.status_code}): "
                                          f"{response.reason} {response.text[:200]}".rstrip())
