@@ -83,16 +83,21 @@ def configureAuthServer(grid: Grid, provider: Provider) -> AuthServerUnderTest:
                f"{client}/client_id": TEST_CLIENT, f"{client}/client_secret": clientSecret,
                f"{client}/redirect_uri": TEST_REDIRECT, f"{client}/grant_types": "authorization_code, refresh_token",
                f"{client}/response_types": "code"}
+    setOptions(grid, options)
+    bundle = root / "auth-ca-bundle.pem"
+    bundle.write_text(grid.ca.certPath.read_text() + Path(provider.caFile).read_text())
+    _configured[grid.port] = AuthServerUnderTest(grid, provider, str(bundle), clientSecret)
+    return _configured[grid.port]
+
+
+def setOptions(grid: Grid, options: dict[str, str]) -> None:
+    """Commit ``options`` to the grid's central configuration as its administrator."""
     with environmentOf(grid.instance):
         api = CSAPI(proxyLocation=str(grid.proxies["admin"]), useCertificates=False)
         assert api.initialize()["OK"]
         for path, value in options.items():
             api.setOption(path, value)
         assert api.commit()["OK"]
-    bundle = root / "auth-ca-bundle.pem"
-    bundle.write_text(grid.ca.certPath.read_text() + Path(provider.caFile).read_text())
-    _configured[grid.port] = AuthServerUnderTest(grid, provider, str(bundle), clientSecret)
-    return _configured[grid.port]
 
 
 def pkcePair() -> tuple[str, str]:

@@ -17,7 +17,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from dirac.Core.Security.X509Chain import X509Chain
 from dirac.Core.Tornado.Client import RPCClient
+from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
 
 from .authserver import (
     TEST_CLIENT,
@@ -27,6 +29,7 @@ from .authserver import (
     deviceLogin,
     forgedToken,
     pkcePair,
+    setOptions,
 )
 from .conftest import environmentOf, runningGrid
 
@@ -294,3 +297,25 @@ def test_dirac_login_through_the_server_then_refresh_by_the_client_and_dirac_log
     assert out.returncode == 0 and "refresh token revoked" in out.stdout, out
     assert not tokenFile.exists()
     assert sqliteServer.refresh(renewed["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_dirac_proxy_scope_gives_a_proxy_of_the_user_from_the_proxy_manager(restartableServer, tmp_path):
+    server, dn = restartableServer, "/O=DIRAC-Seed/OU=dirac/CN=robert"
+    cert, key = server.grid.ca.issueUserCertificate(dn)
+    setOptions(server.grid, {"/Registry/Users/robert/DN": dn, "/Registry/Groups/dirac_user/Users": "admin, bob, robert"})
+    certificate = X509Chain.fromPEM(cert + key)
+    certificate.generateProxy(3600).dumpToFile(str(tmp_path / "robert.pem"))
+    with environmentOf(server.grid.instance):
+        uploaded = ProxyManagerClient(proxyLocation=str(tmp_path / "robert.pem"), useCertificates=False).uploadProxy(
+            certificate)
+        assert uploaded["OK"], uploaded
+        answer = deviceLogin(server, "bob", "g:dirac_user+proxy+lifetime:7200")  # as DIRAC's dirac-login joins them
+    assert set(answer) == {"proxy"}
+    proxy = X509Chain.fromPEM(answer["proxy"])
+    assert proxy.identityDN == dn and proxy.diracGroup == "dirac_user" and proxy.hasKey
+    assert proxy.remainingSeconds >= 7000  # lifetime: is the time the proxy must have left at least
+    with environmentOf(server.grid.instance):
+        device = server.startDevice("g:dirac_user proxy")
+        assert 'id="success"' in Browser(server).signIn(device["verification_uri_complete"], "alice").text
+        refused = server.deviceToken(device)
+    assert refused.status_code == 400 and "alice has no certificate DN" in refused.json()["error_description"]
