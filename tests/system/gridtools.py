@@ -20,7 +20,7 @@ from diraccfg import CFG
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationData import setOption
 from dirac.FrameworkSystem.Logic.Instance import Instance
-from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
+from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotLoggingClient, PilotManagerClient
 from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient, JobMonitoringClient
 
 BIN = Path(sys.executable).parent
@@ -135,6 +135,18 @@ def waitForPilot(reference: str, done: tuple[str, ...] = PILOT_FINAL, timeout: f
         time.sleep(1)
 
 
+def pilotLogLines(jobID: int, wanted: str, timeout: float = 30) -> list[str]:
+    """The log lines its pilot shipped for ``jobID``, once one contains ``wanted`` (they come in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = PilotLoggingClient().getJobPilotLogs(jobID)
+        assert logs["OK"], logs
+        lines = [entry["Line"] for log in logs["Value"] for entry in log["Lines"]]
+        if any(wanted in line for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(1)
+
+
 def waitForLog(instance: Instance, text: str, timeout: float = 60, since: int = 0) -> str:
     """The grid's log from offset ``since`` once ``text`` appears in it."""
     deadline = time.monotonic() + timeout
@@ -182,9 +194,10 @@ def knownHosts(path: Path, sshd: dict[str, str]) -> Path:
     return path
 
 
-def grantClient() -> None:
-    """Let the pilot user run this checkout's Python (the pilots' PilotClientPython) as a shared area would."""
-    granted = serverScript("sshd", "grant", os.path.realpath(sys.executable), sys.base_prefix, sys.prefix,
+def grantClient(server: str = "sshd") -> None:
+    """Let the pilot user of tests/servers/<server>.sh run this checkout's Python (the pilots' PilotClientPython)
+    as a shared area would."""
+    granted = serverScript(server, "grant", os.path.realpath(sys.executable), sys.base_prefix, sys.prefix,
                            str(ROOT / "src"))
     assert granted.returncode == 0, granted.stderr
 

@@ -11,8 +11,6 @@ test runs real jobs to Done in pilots the SiteDirector of a one-box grid submits
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,8 +19,8 @@ from pathlib import Path
 import pytest
 from DIRACCommon.Core.Utilities import DErrno
 from gridtools import (
-    ROOT,
     ceOptions,
+    grantClient,
     jdl,
     pilotsOf,
     runningServer,
@@ -110,12 +108,9 @@ def arex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arex]:
         cert, key = ca.issueUserCertificate(PILOT_DN)
         user = X509Chain.fromPEM(cert + key)
         proxy = user.generateProxy(7200, group="dirac_pilot").toPEM()
-        saved = os.environ.get("X509_CERT_DIR")
-        os.environ["X509_CERT_DIR"] = settings["AREX_CERTIFICATES"]  # A-REX's CA and ours
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("X509_CERT_DIR", settings["AREX_CERTIFICATES"])  # A-REX's CA and ours
             yield Arex(settings, root, ca, user, proxy)
-        finally:
-            os.environ.pop("X509_CERT_DIR") if saved is None else os.environ.update(X509_CERT_DIR=saved)
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +249,7 @@ SITE = "DIRAC.AREX.local"
 
 def test_jobs_run_to_done_in_pilots_the_site_director_submits_through_a_rex(arex: Arex,
                                                                            tmp_path: Path) -> None:
-    granted = serverScript("arex", "grant", os.path.realpath(sys.executable), sys.base_prefix, sys.prefix,
-                           str(ROOT / "src"))
-    assert granted.returncode == 0, granted.stderr
+    grantClient("arex")
     options = {**tuning("localhost"),
                **ceOptions(SITE, "localhost", CEType="AREX", Port=arex.settings["AREX_PORT"], Timeout="30")}
     try:

@@ -4,17 +4,15 @@ access token and nothing else, and run to Done a job that alice submitted with t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gridtools import WMS, jdl, pilotsOf, startedGrid, waitFor
+from gridtools import WMS, jdl, pilotLogLines, pilotsOf, startedGrid, waitFor
 from idp import Provider, csOptions, deviceLoginTokens, runningProvider
 
 from dirac.FrameworkSystem.Logic.Instance import Instance
 from dirac.Interfaces.API.Dirac import Dirac
-from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotLoggingClient
 from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient
 
 pytestmark = pytest.mark.slow
@@ -53,18 +51,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterat
     noCertificate = {f"{DIRECTOR}/PilotCertificate": "", f"{DIRECTOR}/PilotKey": ""}
     with startedGrid(root, options, serverOptions=noCertificate) as instance:
         yield instance
-
-
-def pilotLogLines(jobID: int, wanted: str, timeout: float = 30) -> list[str]:
-    """The log lines its pilot shipped for ``jobID``, once one contains ``wanted`` (they come in batches)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        logs = PilotLoggingClient().getJobPilotLogs(jobID)
-        assert logs["OK"], logs
-        lines = [entry["Line"] for log in logs["Value"] for entry in log["Lines"]]
-        if any(wanted in line for line in lines) or time.monotonic() > deadline:
-            return lines
-        time.sleep(1)
 
 
 def test_a_token_pilot_runs_the_job_alice_submitted_with_her_token(site: Instance, provider: Provider,
