@@ -13,7 +13,7 @@
 #   tests/servers/arex.sh allow DN...     authorise these certificate subjects (openssl /O=.../CN=... form)
 #   tests/servers/arex.sh tokens ISSUER AUDIENCE
 #                                         authorise the bearer tokens of ISSUER for AUDIENCE (any subject, scope and
-#                                         group); A-REX restarts when it runs (its running jobs go on). The issuer's
+#                                         group); A-REX restarts when it runs. The issuer's
 #                                         HTTPS CA must be trusted (trust PEMFILE) and its access tokens RS256
 #   tests/servers/arex.sh grant PATH...   let the job user traverse the directories leading to PATH (ACL, x only)
 #   tests/servers/arex.sh revoke          remove the grants
