@@ -8,7 +8,6 @@ import sqlite3
 import pytest
 from cryptography.fernet import Fernet
 
-from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
 from dirac.Core.Security import IdProviders
 from dirac.Core.Security.OAuth2 import OAuth2Client
 from dirac.Core.Tornado.Client import RPCClient
@@ -21,16 +20,11 @@ from .test_idp_tokens import configureIdP
 
 @pytest.fixture(scope="module")
 def manager(sqliteGrid, oidcProvider):
-    """The IdP configured, a TokenManager key, and alice's refresh token stored by alice herself."""
+    """The IdP configured and alice's refresh token stored by alice herself (with the TokenManager key that
+    ``dirac-server init`` made, named in the server's local configuration)."""
     configureIdP(sqliteGrid, oidcProvider)
-    keyFile = sqliteGrid.instance.root / "tokenmanager.key"
-    keyFile.write_bytes(Fernet.generate_key())
-    keyFile.chmod(0o600)
+    keyFile = sqliteGrid.instance.tokenManagerKey
     with environmentOf(sqliteGrid.instance):
-        api = CSAPI(proxyLocation=str(sqliteGrid.proxies["admin"]), useCertificates=False)
-        assert api.initialize()["OK"]
-        api.setOption("/Systems/Framework/Services/TokenManager/EncryptionKeyFile", str(keyFile))
-        assert api.commit()["OK"]
         tokens = deviceLoginTokens(oidcProvider, "alice", "openid offline_access wlcg.groups group:dirac_admin")
         stored = RPCClient("Framework/TokenManager", token=tokens["access_token"]).storeToken(
             tokens["refresh_token"], "TestIdP")
