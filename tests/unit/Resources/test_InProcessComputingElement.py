@@ -1,14 +1,19 @@
-"""InProcessComputingElement with real payloads: exit codes, output, proxy file, one slot, timeout, kill."""
+"""InProcessComputingElement with real payloads: exit codes, output, proxy file, one slot, timeout, kill; payloads
+forked from a fork server."""
 
 from __future__ import annotations
 
+import json
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from DIRACCommon.Core.Utilities import DErrno
 
+from dirac.Core.Utilities.ForkServer import ForkServer
 from dirac.Resources.Computing.ComputingElement import getComputingElement
 from dirac.Resources.Computing.InProcessComputingElement import InProcessComputingElement
 
@@ -112,4 +117,63 @@ def test_kill_from_another_thread_aborts_the_running_payload(tmp_path: Path) -> 
     assert ce.killJob([ref])["OK"]
     runner.join(20)
     assert results[0]["ExitCode"] < 0
+    assert ce.getJobStatus([ref])["Value"] == {ref: "Aborted"}
+
+
+# -- payloads forked from a pre-imported fork server -----------------------------------------------
+TARGETS_DIR = Path(__file__).parents[1] / "Core" / "Utilities"  # forkserver_targets.py
+
+
+@pytest.fixture
+def forkServer(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForkServer]:
+    monkeypatch.setenv("PYTHONPATH", str(TARGETS_DIR))
+    server = ForkServer(["forkserver_targets"])
+    yield server
+    server.close(10)
+
+
+def test_an_entry_point_payload_is_forked_with_the_same_directory_environment_and_proxy(tmp_path, forkServer):
+    ce = makeCE(tmp_path)
+    ce.setForkServer(forkServer)
+    fresh = writeScript(tmp_path, "fresh.sh", "echo a new interpreter would have run\n")
+    result = ce.submitJob(fresh, PROXY, workingDirectory=str(tmp_path / "job"), environment={"A": "1"},
+                          entryPoint="forkserver_targets:describe", arguments=["3", "--job", "job.json"])
+    assert result["OK"] and result["ExitCode"] == 3 and result["PayloadFailed"] == 3
+    stdout, stderr = ce.getJobOutput(result["Value"][0])["Value"]
+    seen = json.loads(stdout)
+    assert seen["argv"] == ["3", "--job", "job.json"] and seen["cwd"] == str(tmp_path / "job")
+    assert seen["env"]["A"] == "1" and seen["env"]["PYTHONPATH"] == str(TARGETS_DIR)
+    proxy = Path(seen["env"]["X509_USER_PROXY"])
+    assert proxy.parent == tmp_path / "job" and not proxy.exists()  # removed once the payload ended
+    assert seen["sid"] == seen["pid"] and stderr == "to stderr\n"
+
+
+def test_the_executable_runs_when_the_fork_server_cannot_start_the_payload(tmp_path):
+    broken = ForkServer(["no_such_module_anywhere"])
+    ce = makeCE(tmp_path)
+    ce.setForkServer(broken)
+    try:
+        result = ce.submitJob(writeScript(tmp_path, "fresh.sh", "echo fresh\n"), entryPoint="forkserver_targets:describe")
+    finally:
+        broken.close(10)
+    assert result["OK"] and result["ExitCode"] == 0
+    assert ce.getJobOutput(result["Value"][0])["Value"][0] == "fresh\n"
+
+
+def test_a_forked_payload_is_killed_and_timed_out_like_any_other(tmp_path, forkServer):
+    ce = makeCE(tmp_path)
+    ce.setForkServer(forkServer)
+    sleeper = writeScript(tmp_path, "s.sh", "sleep 60\n")
+    timedOut = ce.submitJob(sleeper, entryPoint="forkserver_targets:sleep", arguments=["60"], timeout=0.5)
+    assert timedOut["OK"] and timedOut["ExitCode"] == -signal.SIGTERM
+    assert ce.getJobStatus(timedOut["Value"])["Value"] == {timedOut["Value"][0]: "Failed"}
+    results: list[dict] = []
+    runner = threading.Thread(target=lambda: results.append(
+        ce.submitJob(sleeper, entryPoint="forkserver_targets:sleep", arguments=["60"])))
+    runner.start()
+    waitUntil(lambda: ce.getCEStatus()["Value"]["RunningJobs"] == 1)
+    [ref] = ce.runningReferences()
+    assert ce.killJob([ref])["OK"]
+    runner.join(20)
+    assert results[0]["ExitCode"] == -signal.SIGTERM
     assert ce.getJobStatus([ref])["Value"] == {ref: "Aborted"}

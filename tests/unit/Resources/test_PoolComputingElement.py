@@ -8,6 +8,7 @@ from pathlib import Path
 
 from DIRACCommon.Core.Utilities import DErrno
 
+from dirac.Core.Utilities.ForkServer import ForkServer
 from dirac.Resources.Computing.ComputingElement import getComputingElement
 from dirac.Resources.Computing.PoolComputingElement import PoolComputingElement
 
@@ -95,3 +96,20 @@ def test_killed_payload_frees_its_processors(tmp_path: Path) -> None:
 
 def test_collect_returns_at_once_when_nothing_runs(tmp_path: Path) -> None:
     assert makeCE(tmp_path).collectFinishedJobs(timeout=None)["Value"] == {}
+
+
+def test_forked_payloads_run_at_the_same_time_and_one_is_killed_alone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1] / "Core" / "Utilities"))  # forkserver_targets
+    server = ForkServer(["forkserver_targets"])
+    ce = makeCE(tmp_path, processors=2)
+    ce.setForkServer(server)
+    try:
+        sleeper = writeScript(tmp_path, "s.sh", "sleep 60\n")
+        first, second = (ce.submitJob(sleeper, entryPoint="forkserver_targets:sleep", arguments=[seconds])["Value"][0]
+                         for seconds in ("60", "0.5"))
+        assert ce.getCEStatus()["Value"]["RunningJobs"] == 2
+        assert collectAll(ce, 1) == {second: 0}
+        assert ce.killJob([first])["OK"]
+        assert collectAll(ce, 1) == {first: -15}
+    finally:
+        server.close(10)

@@ -8,6 +8,12 @@ else the CE's ``WorkingDirectory``, else the current directory; its output goes 
 them with mode 0600 for ``X509_USER_PROXY`` and removed when the payload ends. The optional
 ``timeout`` keyword (seconds) is a last-resort limit; the real watchdog belongs to the JobWrapper.
 Exit codes are ``subprocess``'s: negative for a payload ended by a signal.
+
+With a fork server (``setForkServer``, see ``Core/Utilities/ForkServer.py``), a payload submitted
+with the ``entryPoint`` keyword (``'module:function'``, called with ``arguments``) is started as a
+fork of that pre-imported server instead of a new interpreter running the executable: same working
+directory, environment, output files, proxy file and own session, much less start-up time. When the
+fork server cannot start it, the executable is run as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.Core.Utilities.ForkServer import ForkedProcess, ForkServer, ForkServerError
 from dirac.Core.Utilities.ReturnValues import DReturnType
 from dirac.Resources.Computing.ComputingElement import (
     ABORTED,
@@ -46,7 +53,7 @@ class Payload:
     """One payload started by an inner CE."""
 
     reference: str
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedProcess
     processors: int
     stdout: Path
     stderr: Path
@@ -68,6 +75,11 @@ class InProcessComputingElement(ComputingElement):
         self._payloads: dict[str, Payload] = {}
         self._uncollected: list[str] = []
         self._lock = threading.Condition()
+        self.forkServer: ForkServer | None = None
+
+    def setForkServer(self, forkServer: ForkServer | None) -> None:
+        """Start payloads submitted with an ``entryPoint`` as forks of this server (None: never)."""
+        self.forkServer = forkServer
 
     # -- submission ---------------------------------------------------------------------------------
     def submitJob(
@@ -121,19 +133,34 @@ class InProcessComputingElement(ComputingElement):
                 credentials.append(writeCredentialFile(workDir / f".token-{stamp}", self.token.encode()))
                 env["BEARER_TOKEN_FILE"] = str(credentials[-1])
             stdout, stderr = workDir / f"payload-{stamp}.out", workDir / f"payload-{stamp}.err"
-            command = [str(executable), *map(str, kwargs.get("arguments") or [])]
-            try:
-                with open(stdout, "wb") as out, open(stderr, "wb") as err:
-                    process = subprocess.Popen(command, cwd=workDir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                               stderr=err, start_new_session=True, close_fds=True)
-            except OSError as exc:
-                removeFiles(credentials, self.log, reference)
-                raise SubmissionError(f"{reference}: cannot start {executable}: {exc}") from exc
+            arguments = [str(argument) for argument in kwargs.get("arguments") or []]
+            process = self._fork(reference, kwargs.get("entryPoint"), arguments, workDir, env, stdout, stderr)
+            what = kwargs.get("entryPoint") if process is not None else executable
+            if process is None:
+                try:
+                    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+                        process = subprocess.Popen([str(executable), *arguments], cwd=workDir, env=env,
+                                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                                   start_new_session=True, close_fds=True)
+                except OSError as exc:
+                    removeFiles(credentials, self.log, reference)
+                    raise SubmissionError(f"{reference}: cannot start {executable}: {exc}") from exc
             payload = Payload(reference, process, processors, stdout, stderr, credentials, kwargs.get("timeout"))
             self._payloads[stamp] = payload
-        self.log.info("%s: payload %s started as process %d on %d processor(s)", reference, executable, process.pid,
+        self.log.info("%s: payload %s started as process %d on %d processor(s)", reference, what, process.pid,
                       processors)
         return payload
+
+    def _fork(self, reference: str, entryPoint: str | None, arguments: list[str], workDir: Path,
+              env: dict[str, str], stdout: Path, stderr: Path) -> ForkedProcess | None:
+        """The payload started by the fork server, when there is one and an entry point; None otherwise."""
+        if not entryPoint or self.forkServer is None:
+            return None
+        try:
+            return self.forkServer.run(entryPoint, arguments, workDir, env, stdout, stderr)
+        except ForkServerError as exc:
+            self.log.warning("%s: %s; starting the executable instead", reference, exc.message)
+            return None
 
     def _waitForPayload(self, payload: Payload) -> None:
         """Wait for the payload to end (killing it at its timeout) and record how it ended."""

@@ -9,7 +9,9 @@ time left is too short for any job, after MaxJobs jobs, or after several cycles 
 (then waiting for the jobs it started).
 
 Each job runs in ``<WorkingDirectory>/<JobID>/``: the agent writes ``job.json`` (the JobWrapper's
-contract) and starts ``dirac-jobwrapper --job job.json`` as the payload with the job owner's
+contract) and starts ``dirac-jobwrapper --job job.json`` as the payload, as a fork of a fork server
+that imported the wrapper once (``JobWrapperForkServer``, default yes; else a new interpreter per
+job), with the job owner's
 limited proxy, fetched from the ProxyManager with the pilot's proxy and kept for the owner's next jobs
 while it lives long enough (``UsePayloadProxy``, default yes; the inner CE writes it 0600 into the
 job's directory as ``X509_USER_PROXY``). When the owner's
@@ -43,6 +45,7 @@ from dirac.Core.Security import Locations, Tokens
 from dirac.Core.Security.X509Chain import X509Chain
 from dirac.Core.Tornado.Client import RPCClient, useAccessTokens
 from dirac.Core.Utilities.Exceptions import DiracError
+from dirac.Core.Utilities.ForkServer import ForkServer
 from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
 from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
@@ -60,6 +63,13 @@ LOCAL_SITE = "/LocalSite"
 NO_MATCH = "No match found"
 #: statuses in which a job still waits for its wrapper's final report
 UNFINISHED = (JobStatus.MATCHED, JobStatus.RUNNING, JobStatus.COMPLETING)
+JOBWRAPPER_SCRIPT = "dirac.WorkloadManagementSystem.scripts.dirac_jobwrapper"
+#: what every JobWrapper imports (and a data job's DataManager): loaded once by the fork server
+JOBWRAPPER_MODULES = [JOBWRAPPER_SCRIPT, "dirac.WorkloadManagementSystem.JobWrapper.JobWrapper",
+                      "dirac.WorkloadManagementSystem.JobWrapper.Settings",
+                      "dirac.WorkloadManagementSystem.Client.WMSClients",
+                      "dirac.WorkloadManagementSystem.Client.SandboxStoreClient",
+                      "dirac.DataManagementSystem.Client.DataManager", "dirac.Core.Config.Refresher"]
 
 
 def localSite(option: str, default: Any) -> Any:
@@ -78,6 +88,7 @@ class JobAgent(AgentModule):
         "MinimumTimeLeft": 300,          # seconds: below this no job is asked for
         "UsePayloadProxy": True,         # run jobs with their owner's proxy from the ProxyManager
         "MinimumTokenTimeLeft": 120,     # seconds: a token pilot whose token has less starts no job
+        "JobWrapperForkServer": True,    # start each JobWrapper as a fork of a pre-imported process
     }
 
     def __init__(self, agentName: str = AGENT_NAME, innerCE: ComputingElement | None = None,
@@ -97,6 +108,7 @@ class JobAgent(AgentModule):
         self.running: dict[str, int] = {}  # inner CE reference -> JobID
         #: (owner, group) -> the limited proxy last fetched for a job of theirs, reused while it lives long enough
         self.payloadProxies: dict[tuple[str, str], X509Chain] = {}
+        self.forkServer: ForkServer | None = None
         #: the token file of a pilot without a proxy, renewed in place
         self.tokenFile = os.environ.get(Tokens.BEARER_TOKEN_FILE_ENV, "") if useAccessTokens() else ""
 
@@ -115,6 +127,10 @@ class JobAgent(AgentModule):
         self.jobMonitoring = self.jobMonitoring or JobMonitoringClient()
         self.proxyManager = self.proxyManager or ProxyManagerClient()
         self.jobManager = self.jobManager or JobManagerClient()
+        if self.am_getOption("JobWrapperForkServer") and hasattr(self.innerCE, "setForkServer"):
+            self.forkServer = ForkServer(JOBWRAPPER_MODULES)
+            self.forkServer.start()  # it imports while the first job is asked for
+            self.innerCE.setForkServer(self.forkServer)
         self.workingDirectory.mkdir(parents=True, exist_ok=True)
         self._reportBenchmark()
         self.log.info("slot at %s/%s: %d processor(s), %d s of CPU time, pilot %s", localSite("Site", "?"),
@@ -247,9 +263,7 @@ class JobAgent(AgentModule):
         }
         (jobDir / "job.json").write_text(json.dumps(description, indent=2))
         executable = jobDir / "run-jobwrapper.sh"
-        executable.write_text("#!/bin/sh\n"
-                              f'exec "{sys.executable}" -m dirac.WorkloadManagementSystem.scripts.dirac_jobwrapper '
-                              '--job job.json\n')
+        executable.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {JOBWRAPPER_SCRIPT} "$@"\n')
         executable.chmod(0o755)
         processors = int(match.get("NumberOfProcessors") or 1)
         environment = {"DIRAC_JOB_ID": str(jobID)}
@@ -265,7 +279,8 @@ class JobAgent(AgentModule):
         environment.update(extra)
         result = self.innerCE.submitJob(str(executable), proxy,  # type: ignore[union-attr]
                                         workingDirectory=str(jobDir), numberOfProcessors=processors,
-                                        environment=environment)
+                                        environment=environment, arguments=["--job", "job.json"],
+                                        entryPoint=f"{JOBWRAPPER_SCRIPT}:main")
         if not result["OK"]:
             self._failJob(jobID, f"{JobMinorStatus.JOB_WRAPPER_EXECUTION}: cannot start the wrapper: "
                                  f"{result['Message']}")
@@ -383,8 +398,10 @@ class JobAgent(AgentModule):
             self._collectFinished(None)
 
     def finalize(self) -> None:
-        """On a stop request (SIGTERM to the pilot), stop the payloads still running."""
+        """On a stop request (SIGTERM to the pilot), stop the payloads still running; stop the fork server."""
         if self.running and self.innerCE is not None:
             self.log.warning("stopping with %d job(s) running: killing them", len(self.running))
             self.innerCE.killJob(list(self.running))
             self._collectFinished()
+        if self.forkServer is not None:
+            self.forkServer.close()
