@@ -319,3 +319,18 @@ def test_dirac_proxy_scope_gives_a_proxy_of_the_user_from_the_proxy_manager(rest
         assert 'id="success"' in Browser(server).signIn(device["verification_uri_complete"], "alice").text
         refused = server.deviceToken(device)
     assert refused.status_code == 400 and "alice has no certificate DN" in refused.json()["error_description"]
+
+
+def test_a_host_without_the_signing_key_checks_the_servers_tokens_with_its_key_set(sqliteServer, aliceAdmin):
+    from dirac.Core.Config import gConfig
+    from dirac.Core.Security import IdProviders
+    from dirac.Core.Security.Credentials import validateToken
+    from dirac.Core.Utilities.Exceptions import AuthenticationError
+
+    assert not gConfig.getValue("/DIRAC/Security/Authorization/SigningKeyFile", "")  # this test process: a client
+    IdProviders.forgetCachedKeys()
+    claims = validateToken(aliceAdmin["access_token"])  # the key from <issuer>/jwk, TLS checked with the CA dir
+    assert claims["sub"] == "a1b2c3d4-alice" and claims["scope"] == "g:dirac_admin"
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(AuthenticationError, match="not in the key set"):
+        validateToken(forgedToken(sqliteServer, key=other, header={"kid": "other"}))
