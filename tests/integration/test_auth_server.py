@@ -179,7 +179,7 @@ def test_userinfo_says_who_the_bearer_is(sqliteServer, aliceAdmin):
     assert requests.get(f"{sqliteServer.issuer}/userinfo", verify=sqliteServer.caBundle, timeout=10).status_code == 401
 
 
-def _authorize(server, verifier_challenge, scope="openid g:dirac_user", login="alice", **extra):
+def _authorize(server, verifier_challenge, scope="openid profile wlcg.groups g:dirac_user", login="alice", **extra):
     verifier, challenge = verifier_challenge
     query = {"response_type": "code", "client_id": TEST_CLIENT, "redirect_uri": TEST_REDIRECT, "scope": scope,
              "state": "st-1", "nonce": "n-1", "code_challenge": challenge, "code_challenge_method": "S256", **extra}
@@ -205,6 +205,7 @@ def test_authorization_code_flow_with_pkce_gives_the_portal_tokens_and_an_id_tok
                            verify=sqliteServer.caBundle, timeout=30)
     assert tokens.status_code == 200, tokens.text
     tokens = tokens.json()
+    assert tokens["scope"] == "openid profile g:dirac_user"  # wlcg.groups is the provider's business, left out
     keys = jwt.PyJWKSet.from_dict(requests.get(f"{sqliteServer.issuer}/jwk", verify=sqliteServer.caBundle,
                                                timeout=10).json())
     idToken = jwt.decode(tokens["id_token"], keys.keys[0].key, algorithms=["RS256"], audience=TEST_CLIENT,

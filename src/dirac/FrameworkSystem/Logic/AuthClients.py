@@ -35,8 +35,19 @@ from dirac.Core.Security.IdProviders import AUTHORIZATION, DIRAC_CLI_CLIENT_ID
 from dirac.Core.Security.Keys import readEncryptionKeyFile
 
 CLIENTS = f"{AUTHORIZATION}/Clients"
+#: the scopes the server grants; others a client asks for (e.g. a provider's "wlcg.groups") are left out
+SCOPES = ("openid", "profile", "email", "offline_access", "proxy")
+#: DIRAC's parametric scopes: g:<group>, lifetime:<seconds> (of a proxy)
+PARAMETRIC_SCOPES = ("g:", "lifetime:")
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 CONFIDENTIAL_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def supportedScope(scope: str | None) -> str:
+    """``scope`` without the items this server does not grant (DIRAC's clients join items with "+")."""
+    items = (scope or "").replace("+", " ").split()
+    return " ".join(item for item in items
+                    if item in SCOPES or any(item.startswith(p) and len(item) > len(p) for p in PARAMETRIC_SCOPES))
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ class Client(ClientMixin):
         return self.redirectURIs[0] if self.redirectURIs else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        return scope or ""
+        return supportedScope(scope)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirectURIs

@@ -28,7 +28,7 @@ from joserfc.jwk import RSAKey
 from dirac.Core.Base.DB import utcnow
 from dirac.Core.Security import TokenSigning
 from dirac.FrameworkSystem.DB.AuthDB import CONSUMED, DENIED, GRANTED
-from dirac.FrameworkSystem.Logic.AuthClients import AuthUser
+from dirac.FrameworkSystem.Logic.AuthClients import AuthUser, supportedScope
 
 if TYPE_CHECKING:
     from dirac.FrameworkSystem.Logic.AuthServer import AuthServer
@@ -48,7 +48,9 @@ class DeviceEndpoint(DeviceAuthorizationEndpoint):
     def save_device_credential(self, client_id: str, scope: str, data: dict[str, Any]) -> None:
         data["expires_in"] = self.server.settings.deviceCodeLifetime
         data["interval"] = self.server.settings.pollInterval
-        self.server.db.addDeviceCode(data["device_code"], data["user_code"], client_id, scope or "",
+        scope = supportedScope(scope)
+        self.server.db.purgeExpired()
+        self.server.db.addDeviceCode(data["device_code"], data["user_code"], client_id, scope,
                                      self.server.settings.deviceCodeLifetime, self.server.settings.pollInterval)
         self.server.log.info("device login started for client %s (scope %r)", client_id, scope or "")
 

@@ -47,7 +47,14 @@ from dirac.Core.Utilities.Exceptions import (
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.FrameworkSystem.DB.AuthDB import AuthDB
 from dirac.FrameworkSystem.Logic import AuthPages
-from dirac.FrameworkSystem.Logic.AuthClients import DEVICE_CODE, AuthUser, Client, getClient
+from dirac.FrameworkSystem.Logic.AuthClients import (
+    DEVICE_CODE,
+    PARAMETRIC_SCOPES,
+    SCOPES,
+    AuthUser,
+    Client,
+    getClient,
+)
 from dirac.FrameworkSystem.Logic.AuthGrants import (
     CodeGrant,
     DeviceEndpoint,
@@ -60,8 +67,6 @@ from dirac.FrameworkSystem.Logic.UserTokens import grantedGroups, refreshGrantin
 
 AUTH_API = "/Systems/Framework/APIs/Auth"
 SESSION_COOKIE = "dirac_auth_session"
-SCOPES = ("openid", "profile", "email", "offline_access", "proxy")
-PARAMETRIC_SCOPES = ("g:", "lifetime:")
 CLIENT_AUTH = ["none", "client_secret_basic", "client_secret_post"]
 
 
@@ -230,11 +235,12 @@ class AuthServer(AuthorizationServer):
         return Response(status, body, list(headers or []))
 
     def validate_requested_scope(self, scope: str | None) -> None:
+        """Scopes the server does not grant are left out (``supportedScope``); a group must exist, and only one."""
         items = scope_to_list(scope or "") or []
         for item in items:
-            if item not in SCOPES and not any(item.startswith(p) and len(item) > len(p) for p in PARAMETRIC_SCOPES):
-                raise InvalidScopeError(description=safeText(f"unsupported scope {item}"))
-        groups = [item[2:] for item in items if item.startswith("g:")]
+            if item.startswith("lifetime:") and not item[9:].isdigit():
+                raise InvalidScopeError(description=safeText(f"{item}: the lifetime is a number of seconds"))
+        groups = [item[2:] for item in items if item.startswith("g:") and item[2:]]
         if len(groups) > 1:
             raise InvalidScopeError(description="ask for one DIRAC group (g:<group>) at most")
         if groups and groups[0] not in Registry.getAllGroups():
