@@ -15,6 +15,11 @@ and through the ``DataManagement/FileCatalog`` service over HTTPS with the grid 
 
 Each timed read is the median of REPEATS runs. Targets (issue 8): registration >= 5,000 files/s,
 getReplicas >= 50,000 LFN/s, a 10,000-entry listing <= 50 ms, a 3-field query <= 200 ms.
+
+Last, the service reads the FileCatalogDB part of the namespace too (getReplicas of up to 100,000
+of its LFNs, the 3-field query over it), and the server's resident memory is taken: the
+``memory`` figure at 1,000,000 catalog files (1,120,000 with the big directories and the
+service's files).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import Figure, Grid
+from benchmarks.common import Figure, Grid, serverRSS
 
 TARGET_REGISTER = 5_000
 TARGET_REPLICAS = 50_000
@@ -123,8 +128,8 @@ def benchDB(grid: Grid, files: int) -> list[Figure]:
     ]
 
 
-def benchService(grid: Grid, files: int) -> list[Figure]:
-    """The figures through the FileCatalog service over HTTPS, as the grid's user."""
+def _service(grid: Grid) -> Callable[..., Any]:
+    """call(method, *args): the FileCatalog service's answer over HTTPS as the grid's user; raises on any failure."""
     from dirac.Core.Tornado.Client import RPCClient
 
     client = RPCClient(f"https://127.0.0.1:{grid.port}/DataManagement/FileCatalog")
@@ -138,6 +143,12 @@ def benchService(grid: Grid, files: int) -> list[Figure]:
             raise RuntimeError(f"FileCatalog.{method}: {next(iter(value['Failed'].items()))}")
         return value
 
+    return call
+
+
+def benchService(grid: Grid, files: int) -> list[Figure]:
+    """The figures through the FileCatalog service over HTTPS, as the grid's user."""
+    call = _service(grid)
     root = "/dirac/bench/svc"
     lfns = _lfns(root, files)
     big = [f"{root}/big/f{i:05d}" for i in range(BIG_DIRECTORY)]
@@ -183,6 +194,19 @@ def benchService(grid: Grid, files: int) -> list[Figure]:
     ]
 
 
+def serverMemory(grid: Grid, files: int, serviceFiles: int) -> Figure:
+    """The server's RSS once it has also read the FileCatalogDB part of the namespace."""
+    call = _service(grid)
+    root = "/dirac/bench/db"
+    sample = _lfns(root, files)[:: max(1, files // 100_000)][:100_000]
+    for start in range(0, len(sample), REPLICA_CALL):
+        call("getReplicas", sample[start:start + REPLICA_CALL])
+    call("findFilesByMetadata", QUERY, root)
+    total = files + serviceFiles + 2 * BIG_DIRECTORY
+    return Figure("memory", f"server RSS at {total:,} catalog files (after the filecatalog benchmark)",
+                  serverRSS(grid), "MiB", better="lower", backend=grid.backend)
+
+
 def run(grid: Grid, quick: bool = False) -> list[Figure]:
     files, serviceFiles = (20_000, 10_000) if quick else (1_000_000, 100_000)
-    return benchDB(grid, files) + benchService(grid, serviceFiles)
+    return benchDB(grid, files) + benchService(grid, serviceFiles) + [serverMemory(grid, files, serviceFiles)]

@@ -5,24 +5,42 @@ leave them: Waiting, one task queue per owner), so that preparing 100,000 jobs t
 not the submission time. Pilots are threads in separate processes, each calling
 ``WorkloadManagement/Matcher.requestJob`` over HTTPS with a pilot proxy (group ``dirac_pilot``)
 until the jobs run out or the time is up. Every matched JobID is collected: a job matched twice,
-or a Matched count in the database different from the number of answers, is reported.
+or a Matched count in the database different from the number of answers, is reported. The
+server's resident memory is taken right after, with 100,000 jobs waiting (``memory`` figure).
+
+``matcher-scaling`` (MariaDB only) repeats the measure at several numbers of waiting jobs
+(``--sizes``, default 1k,10k,100k; 1M on request: filling it takes minutes), each in a fresh
+grid of its own so that every size starts from empty tables, in 1,000 task queues (100 for 1k).
+At each size the pilots stop after 30 s or after matching half the waiting jobs, whichever
+comes first, so that the number waiting stays near the size. It prints rate, p50 and the
+server's RSS per size, and plots the rate against the waiting jobs (docs/img/matcher-scaling.png).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Figure, Grid
+from benchmarks.common import Figure, Grid, runningGrid, serverRSS
+from benchmarks.drivers.workloads import RESOURCE, concurrentCalls
 
 TARGET_REQUESTS_PER_SECOND = 300
 PILOTS = 16
-RESOURCE = {"Site": "DIRAC.OneBox.local", "GridCE": "onebox.local", "CPUTime": 86400, "NumberOfProcessors": 1,
-            "Platform": "x86_64-el9", "Tag": []}
 JDL = '[Executable = "/bin/true"; CPUTime = 1000]'
+SCALING_SIZES = (1_000, 10_000, 100_000)
+PLOT = Path(__file__).parent.parent / "docs" / "img" / "matcher-scaling.png"
+
+
+def waitingJobRecords(owners: list[str]) -> list[dict[str, Any]]:
+    """JobDB.insertNewJobs records of Waiting jobs, one per owner given."""
+    return [{"attributes": {"Owner": owner, "OwnerGroup": "dirac_user", "VO": "dirac", "JobType": "User",
+                            "Status": "Waiting", "MinorStatus": "Pilot Agent Submission", "JobName": "bench"},
+             "jdl": JDL} for owner in owners]
 
 
 def fillTaskQueues(jobs: int, taskQueues: int, batch: int = 5000) -> None:
@@ -33,52 +51,36 @@ def fillTaskQueues(jobs: int, taskQueues: int, batch: int = 5000) -> None:
     jobDB, tqDB = JobDB(), TaskQueueDB()
     for start in range(0, jobs, batch):
         owners = [f"bench{(start + i) % taskQueues:05d}" for i in range(min(batch, jobs - start))]
-        jobIDs = jobDB.insertNewJobs([{"attributes": {"Owner": owner, "OwnerGroup": "dirac_user", "VO": "dirac",
-                                                      "JobType": "User", "Status": "Waiting",
-                                                      "MinorStatus": "Pilot Agent Submission", "JobName": "bench"},
-                                       "jdl": JDL} for owner in owners])
+        jobIDs = jobDB.insertNewJobs(waitingJobRecords(owners))
         tqDB.insertJobs([(jobID, {"Owner": owner, "OwnerGroup": "dirac_user", "VO": "dirac", "CPUTime": 1000,
                                   "JobType": "User"}, 0) for jobID, owner in zip(jobIDs, owners, strict=True)])
         print(f"\r    {start + len(owners):,} / {jobs:,} waiting jobs written", end="", flush=True)
     print(flush=True)
 
 
-def _pilotProcess(url: str, proxy: str, threads: int, seconds: float, start: float, queue: Any) -> None:
+def _pilotProcess(url: str, proxy: str, threads: int, seconds: float, start: float, queue: Any,
+                  counter: Any, limit: int) -> None:
+    """``threads`` pilots calling requestJob until ``seconds`` pass, the jobs run out, or ``limit`` are matched."""
     from dirac.Core.Tornado.Client import RPCClient
 
-    matched: list[int] = []
-    latencies: list[float] = []
-    errors: list[str] = []
-    ends: list[float] = []
-    lock = threading.Lock()
-
-    def pilot() -> None:
+    def newPilot() -> Callable[[], int | None]:
         client = RPCClient(url, proxyLocation=proxy, useCertificates=False)
         client.ping()
-        mine, times = [], []
-        while time.time() < start:
-            time.sleep(0.001)
-        while time.time() < start + seconds:
-            began = time.perf_counter()
-            result = client.requestJob(RESOURCE)
-            times.append(time.perf_counter() - began)
-            if not result["OK"]:
-                if "No match" not in result["Message"] and "no match" not in result["Message"].lower():
-                    with lock:
-                        errors.append(result["Message"])
-                break
-            mine.append(int(result["Value"]["JobID"]))
-        with lock:
-            matched.extend(mine)
-            latencies.extend(times)
-            ends.append(time.time())
 
-    pool = [threading.Thread(target=pilot) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    queue.put((matched, latencies, errors[:3], max(ends)))
+        def requestJob() -> int | None:
+            result = client.requestJob(RESOURCE)
+            if not result["OK"]:
+                if "no match" in result["Message"].lower():
+                    return None
+                raise RuntimeError(result["Message"])
+            with counter.get_lock():
+                counter.value += 1
+            return int(result["Value"]["JobID"])
+
+        return requestJob
+
+    done = concurrentCalls(threads, seconds, newPilot, start=start, stop=lambda: counter.value >= limit)
+    queue.put((done["jobIDs"], done["latencies"], done["errors"], done["end"]))
 
 
 def pilotProxy(grid: Grid) -> str:
@@ -97,8 +99,8 @@ def matchedInDB() -> int:
     return JobDB().countJobs({"Status": "Matched", "JobName": "bench"})
 
 
-def run(grid: Grid, quick: bool = False) -> list[Figure]:
-    jobs, taskQueues, seconds = (5_000, 100, 10) if quick else (100_000, 1_000, 30)
+def measure(grid: Grid, jobs: int, taskQueues: int, seconds: float, limit: int | None = None) -> dict[str, Any]:
+    """Fill ``jobs`` waiting jobs, let PILOTS pilots match for ``seconds`` (or ``limit`` jobs): what happened."""
     began = time.monotonic()
     fillTaskQueues(jobs, taskQueues)
     prepared = time.monotonic() - began
@@ -106,10 +108,12 @@ def run(grid: Grid, quick: bool = False) -> list[Figure]:
     proxy = pilotProxy(grid)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
+    counter = context.Value("l", 0)
     processes = min(PILOTS, os.cpu_count() or 1)
     start = time.time() + 3
     spread = [PILOTS // processes + (i < PILOTS % processes) for i in range(processes)]
-    workers = [context.Process(target=_pilotProcess, args=(url, proxy, n, seconds, start, queue)) for n in spread]
+    workers = [context.Process(target=_pilotProcess, args=(url, proxy, n, seconds, start, queue, counter,
+                                                           limit or jobs + 1)) for n in spread]
     for worker in workers:
         worker.start()
     matched: list[int] = []
@@ -124,18 +128,108 @@ def run(grid: Grid, quick: bool = False) -> list[Figure]:
         end = max(end, stopped)
     for worker in workers:
         worker.join()
-    elapsed = max(end - start, 1e-3)  # the window, or less when the jobs ran out
-    duplicates = len(matched) - len(set(matched))
-    inDB = matchedInDB()
-    note = f"{duplicates} job(s) matched twice, {inDB} Matched in JobDB for {len(matched)} answers"
-    if errors:
-        note += f"; errors: {errors[0][:120]}"
+    elapsed = max(end - start, 1e-3)  # the window, or less when the jobs ran out or the limit was reached
+    latencies.sort()
+    return {"fillRate": jobs / prepared, "rate": len(matched) / elapsed, "matched": len(matched),
+            "p50ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
+            "duplicates": len(matched) - len(set(matched)), "inDB": matchedInDB(), "errors": errors,
+            "rssMiB": serverRSS(grid)}
+
+
+def _note(result: dict[str, Any]) -> str:
+    note = (f"{result['duplicates']} job(s) matched twice, {result['inDB']} Matched in JobDB for "
+            f"{result['matched']} answers")
+    return note + (f"; errors: {result['errors'][0][:120]}" if result["errors"] else "")
+
+
+def run(grid: Grid, quick: bool = False) -> list[Figure]:
+    jobs, taskQueues, seconds = (5_000, 100, 10) if quick else (100_000, 1_000, 30)
+    result = measure(grid, jobs, taskQueues, seconds)
     return [
-        Figure("matcher", f"waiting jobs written ({jobs:,} in {taskQueues:,} task queues)", jobs / prepared, "jobs/s",
+        Figure("matcher", f"waiting jobs written ({jobs:,} in {taskQueues:,} task queues)", result["fillRate"],
+               "jobs/s", backend=grid.backend),
+        Figure("matcher", f"requestJob/s, {PILOTS} pilots over {jobs:,} waiting jobs", result["rate"], "calls/s",
+               TARGET_REQUESTS_PER_SECOND, backend=grid.backend, note=_note(result)),
+        Figure("matcher", "requestJob p50 latency", result["p50ms"], "ms", better="lower", backend=grid.backend),
+        Figure("matcher", "jobs matched more than once", result["duplicates"], "jobs", 0, better="lower",
                backend=grid.backend),
-        Figure("matcher", f"requestJob/s, {PILOTS} pilots over {jobs:,} waiting jobs", len(matched) / elapsed,
-               "calls/s", TARGET_REQUESTS_PER_SECOND, backend=grid.backend, note=note),
-        Figure("matcher", "requestJob p50 latency", sorted(latencies)[len(latencies) // 2] * 1000 if latencies else 0,
-               "ms", better="lower", backend=grid.backend),
-        Figure("matcher", "jobs matched more than once", duplicates, "jobs", 0, better="lower", backend=grid.backend),
+        Figure("memory", f"server RSS at {jobs:,} waiting jobs (after the matcher)", result["rssMiB"], "MiB",
+               better="lower", backend=grid.backend),
     ]
+
+
+def parseSizes(text: str) -> list[int]:
+    """'1k,10k,100k,1M' -> [1000, 10000, 100000, 1000000]."""
+    sizes = []
+    for item in (part.strip().lower() for part in text.split(",") if part.strip()):
+        factor = {"k": 1_000, "m": 1_000_000}.get(item[-1], 1)
+        try:
+            sizes.append(int(float(item.rstrip("km")) * factor))
+        except ValueError:
+            raise ValueError(f"not a number of waiting jobs: {item!r} (use e.g. 1k,10k,100k,1M)") from None
+    if not sizes or min(sizes) < 100:
+        raise ValueError(f"sizes must be at least 100 waiting jobs: {text!r}")
+    return sorted(sizes)
+
+
+def runScaling(grid: Grid, quick: bool = False, sizes: list[int] | None = None) -> list[Figure]:
+    """The matcher at several numbers of waiting jobs, each in a fresh grid; a table and a plot."""
+    if grid.backend != "mysql":
+        print("    skipped: the scaling is measured on MariaDB (use --backend mysql)", file=sys.stderr)
+        return []
+    sizes = sizes or ([1_000, 10_000] if quick else list(SCALING_SIZES))
+    seconds = 10 if quick else 30
+    rows = []
+    for size in sizes:
+        taskQueues = min(1_000, size // 10)
+        print(f"    {size:,} waiting jobs in {taskQueues:,} task queues, fresh grid ...", file=sys.stderr, flush=True)
+        with runningGrid(grid.root.parent, grid.backend) as fresh:
+            rows.append((size, taskQueues, measure(fresh, size, taskQueues, seconds, limit=size // 2)))
+    print(scalingTable(rows))
+    plot = PLOT if not quick else Path(__file__).parent / "matcher-scaling-quick.png"  # git-ignored
+    plotScaling(rows, plot)
+    print(f"    plot written to {plot}", file=sys.stderr)
+    figures = []
+    for size, taskQueues, result in rows:
+        label = f"{size:,} waiting jobs in {taskQueues:,} task queues"
+        figures += [
+            Figure("matcher-scaling", f"requestJob/s, {label}", result["rate"], "calls/s",
+                   TARGET_REQUESTS_PER_SECOND, backend=grid.backend, note=_note(result)),
+            Figure("matcher-scaling", f"requestJob p50, {label}", result["p50ms"], "ms", better="lower",
+                   backend=grid.backend),
+            Figure("memory", f"server RSS at {size:,} waiting jobs (after the matcher)", result["rssMiB"], "MiB",
+                   better="lower", backend=grid.backend),
+        ]
+    return figures
+
+
+def scalingTable(rows: list[tuple[int, int, dict[str, Any]]]) -> str:
+    lines = [f"{'waiting jobs':>12}  {'task queues':>11}  {'requestJob/s':>12}  {'p50 ms':>7}  {'matched':>8}  "
+             f"{'twice':>5}  {'server RSS MiB':>14}"]
+    for size, taskQueues, result in rows:
+        lines.append(f"{size:>12,}  {taskQueues:>11,}  {result['rate']:>12.1f}  {result['p50ms']:>7.1f}  "
+                     f"{result['matched']:>8,}  {result['duplicates']:>5}  {result['rssMiB']:>14.0f}")
+    return "\n".join(lines)
+
+
+def plotScaling(rows: list[tuple[int, int, dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [size for size, _, _ in rows]
+    figure, axes = plt.subplots(figsize=(6, 3.6), dpi=110)
+    axes.plot(sizes, [result["rate"] for _, _, result in rows], "o-", label="requestJob/s (16 pilots, HTTPS)")
+    axes.axhline(TARGET_REQUESTS_PER_SECOND, color="grey", linestyle="--", label=f"target {TARGET_REQUESTS_PER_SECOND}/s")
+    axes.set_xscale("log")
+    axes.set_xlabel("waiting jobs (MariaDB)")
+    axes.set_ylabel("requestJob per second")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Matcher rate against waiting jobs")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)

@@ -13,9 +13,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 BIN = Path(sys.executable).parent
 MYSQL_SERVER_URL = os.environ.get("DIRAC_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
@@ -134,19 +138,34 @@ def runningGrid(workDir: Path, backend: str) -> Iterator[Grid]:
                 os.environ[key] = value
         gConfig.reset()
         if backend != "sqlite":
-            _dropDatabases(grid.prefix)
+            dropDatabases(grid.prefix)
 
 
-def _dropDatabases(prefix: str) -> None:
+def _onServer(statements: Callable[[Connection], None]) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
     server = create_engine(MYSQL_SERVER_URL, poolclass=NullPool)
-    with server.begin() as conn:
+    try:
+        with server.begin() as conn:
+            statements(conn)
+    finally:
+        server.dispose()
+
+
+def createDatabases(names: list[str]) -> None:
+    """Empty databases on the benchmark's MariaDB server (for code that does not create its own)."""
+    _onServer(lambda conn: [conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{name}`") for name in names])
+
+
+def dropDatabases(prefix: str) -> None:
+    """Drop every database whose name starts with ``prefix`` on the benchmark's MariaDB server."""
+    def drop(conn: Connection) -> None:
         for (name,) in conn.exec_driver_sql("SHOW DATABASES").all():
             if name.startswith(prefix):
                 conn.exec_driver_sql(f"DROP DATABASE `{name}`")
-    server.dispose()
+
+    _onServer(drop)
 
 
 def percentile(values: list[float], fraction: float) -> float:
