@@ -335,3 +335,13 @@ def test_a_host_without_the_signing_key_checks_the_servers_tokens_with_its_key_s
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(AuthenticationError, match="not in the key set"):
         validateToken(forgedToken(sqliteServer, key=other, header={"kid": "other"}))
+
+
+def test_a_provider_with_register_users_signs_in_a_user_unknown_to_the_registry(restartableServer):
+    server = restartableServer
+    setOptions(server.grid, {"/Resources/IdProviders/TestIdP/RegisterUsers": "yes"})
+    with environmentOf(server.grid.instance):
+        tokens = deviceLogin(server, "carol", "g:dirac_user")
+        who = RPCClient("Test/Dummy", token=tokens["access_token"]).whoami()
+    assert who["OK"] and (who["Value"]["username"], who["Value"]["group"]) == ("carol", "dirac_user"), who
+    assert jwt.decode(tokens["access_token"], options={"verify_signature": False})["preferred_username"] == "carol"
