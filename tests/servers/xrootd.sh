@@ -28,29 +28,16 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/servers/common.sh
+. "$HERE/common.sh"
 STATE="${DIRAC_TEST_XROOTD_DIR:-/tmp/dirac-seed-xrootd}"
-if [ -n "${DIRAC_PYTHON:-}" ]; then
-    PYTHON="$DIRAC_PYTHON"
-elif [ -x "$REPO/.venv/bin/python" ]; then
-    PYTHON="$REPO/.venv/bin/python"
-else
-    PYTHON=python3
-fi
 SERVERS="gsi anon"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 run_user() { if [ "$(id -u)" = 0 ]; then echo xrootd; else id -un; fi; }
 
-alive() {  # alive NAME: the server NAME runs (its pid file names a live xrootd)
-    local pidfile="$STATE/run/$1/xrootd.pid" pid
-    [ -f "$pidfile" ] || return 1
-    pid="$(cat "$pidfile" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q xrootd "/proc/$pid/cmdline" 2>/dev/null
-}
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+alive() { alive_pid "$STATE/run/$1/xrootd.pid" xrootd; }  # alive NAME: the server NAME runs
 
 running() {
     local name
@@ -85,34 +72,10 @@ install_server() {
     # the package's init script is not run here (no systemd): nothing system-wide is started
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-choose_port() {  # choose_port NAME WANTED: keep the port of NAME, or take WANTED, or a free one
-    local file="$STATE/port-$1"
-    if [ -n "$2" ]; then
-        echo "$2" > "$file"
-    elif [ ! -s "$file" ] || listening "$(cat "$file")"; then
-        free_port > "$file"  # the first start, or the kept port was taken meanwhile
-    fi
-}
-
 wanted_ca() { echo "${DIRAC_TEST_XROOTD_CA:-$STATE/ca}"; }
 
 make_certificates() {
-    local ca
-    ca="$(wanted_ca)"
-    if [ ! -s "$ca/cacert.pem" ]; then
-        "$PYTHON" -m dirac.FrameworkSystem.scripts.dirac_ca init --dir "$ca" \
-            --subject "/O=DIRAC-Seed/OU=xrootd/CN=DIRAC Seed XRootD test CA" --certificates-dir "$STATE/certificates" \
-            >/dev/null
-    fi
-    rm -rf "$STATE/certificates"  # trust this CA only
-    "$PYTHON" -c 'import sys; from dirac.Core.Security.CA import CertificateAuthority as CA
-CA(sys.argv[1]).installInCertificatesDir(sys.argv[2])' "$ca" "$STATE/certificates"
-    "$PYTHON" -m dirac.FrameworkSystem.scripts.dirac_ca host localhost --dir "$ca" --out-dir "$STATE/host" >/dev/null
-    echo "$ca" > "$STATE/ca-dir"
+    host_certificate "$STATE" "$(wanted_ca)" "/O=DIRAC-Seed/OU=xrootd/CN=DIRAC Seed XRootD test CA"
 }
 
 library_dir() { dirname "$(ls /usr/lib/*/libXrdSecgsi-5.so | head -1)"; }
@@ -176,8 +139,8 @@ start() {
     install_server
     mkdir -p "$STATE/data/store" "$STATE/data/readonly" "$STATE/run"
     chmod 755 "$STATE" "$STATE/data"
-    choose_port gsi "${DIRAC_TEST_XROOTD_PORT:-}"
-    choose_port anon "${DIRAC_TEST_XROOTD_ANON_PORT:-}"
+    keep_port "$STATE/port-gsi" "${DIRAC_TEST_XROOTD_PORT:-}"
+    keep_port "$STATE/port-anon" "${DIRAC_TEST_XROOTD_ANON_PORT:-}"
     make_certificates
     for name in $SERVERS; do
         write_config "$name"
@@ -202,18 +165,9 @@ start() {
 }
 
 stop() {
-    local name pid
+    local name
     for name in $SERVERS; do
-        if alive "$name"; then
-            pid="$(cat "$STATE/run/$name/xrootd.pid")"
-            kill -TERM "$pid"
-            for _ in $(seq 100); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-        fi
-        rm -f "$STATE/run/$name/xrootd.pid"
+        stop_pid "$STATE/run/$name/xrootd.pid" xrootd 100
     done
 }
 

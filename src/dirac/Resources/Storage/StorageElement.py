@@ -9,7 +9,7 @@ Configuration (DIRAC's layout)::
       ReadAccess = Active             # Active or Degraded allow; InActive, Banned, ... refuse
       WriteAccess = Active
       RemoveAccess = Active
-      <Plug-in section>               # named after the plug-in (File, DIP, WebDAV, XROOT) or with PluginName = ...
+      <Plug-in section>               # named after the plug-in (File, DIP, WebDAV, XROOT, S3) or with PluginName = ...
       {
         Protocol = ...  Host = ...  Port = ...  Path = ...  SpaceToken = ...
       }
@@ -45,7 +45,8 @@ _BUILTIN_PLUGINS = {"File": "dirac.Resources.Storage.FileStorage:FileStorage",
                     "DIP": "dirac.Resources.Storage.DIPStorage:DIPStorage",
                     "WebDAV": "dirac.Resources.Storage.WebDAVStorage:WebDAVStorage",
                     "XROOT": "dirac.Resources.Storage.XROOTStorage:XROOTStorage",
-                    "GFAL2_XROOT": "dirac.Resources.Storage.XROOTStorage:XROOTStorage"}
+                    "GFAL2_XROOT": "dirac.Resources.Storage.XROOTStorage:XROOTStorage",
+                    "S3": "dirac.Resources.Storage.S3Storage:S3Storage"}
 USABLE_STATUS = ("Active", "Degraded")
 READ, WRITE, REMOVE = "ReadAccess", "WriteAccess", "RemoveAccess"
 SE_OPTIONS = {"BackendType", "AccessProtocols", "WriteProtocols", "ReadAccess", "WriteAccess", "RemoveAccess",
