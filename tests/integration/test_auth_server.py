@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import time
-from urllib.parse import parse_qs, urlencode, urlparse
+from html import unescape
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from dirac.Core.Config import gConfig
 from dirac.Core.Security.X509Chain import X509Chain
 from dirac.Core.Tornado.Client import RPCClient
 from dirac.FrameworkSystem.Client.ProxyManagerClient import ProxyManagerClient
@@ -345,3 +348,54 @@ def test_a_provider_with_register_users_signs_in_a_user_unknown_to_the_registry(
         who = RPCClient("Test/Dummy", token=tokens["access_token"]).whoami()
     assert who["OK"] and (who["Value"]["username"], who["Value"]["group"]) == ("carol", "dirac_user"), who
     assert jwt.decode(tokens["access_token"], options={"verify_signature": False})["preferred_username"] == "carol"
+
+
+@pytest.fixture
+def aliceInTwoGroups(sqliteServer):
+    """alice a member of dirac_user and dirac_admin in the Registry (the groups the portal offers her)."""
+    with environmentOf(sqliteServer.grid.instance):
+        before = {group: gConfig.getValue(f"/Registry/Groups/{group}/Users", "") for group in ("dirac_user",
+                                                                                                "dirac_admin")}
+    setOptions(sqliteServer.grid, {f"/Registry/Groups/{group}/Users": f"{users}, alice"
+                                   for group, users in before.items()})
+    yield sqliteServer
+    setOptions(sqliteServer.grid, {f"/Registry/Groups/{group}/Users": users for group, users in before.items()})
+
+
+def test_the_portal_signs_users_in_through_the_server_and_changes_group_with_a_g_scope(aliceInTwoGroups):
+    # dirac-server init points the portal's "DIRAC" sign-in at /auth with the DIRAC_Web client
+    sqliteServer = aliceInTwoGroups
+    root = f"https://127.0.0.1:{sqliteServer.grid.port}/DIRAC"
+    with Browser(sqliteServer) as browser:
+        assert 'id="login-DIRAC"' in browser.get(root + "/login", timeout=30).text
+        callback = browser.signIn(f"{root}/login/oidc/DIRAC?next=/DIRAC/whoami", "alice", choose="dirac_user",
+                                  stopAt=root)
+        assert callback.startswith(f"{root}/login/callback?code="), callback
+        page = browser.get(callback, timeout=30)
+        if "/group" in page.url:  # alice may act in several groups: the portal asks once
+            page = _choosePortalGroup(browser, root, page, "dirac_user")
+        who = browser.get(root + "/whoami", timeout=30).text
+        assert re.search(r'id="who-username">alice<', who) and re.search(r'id="who-group">dirac_user<', who), who
+        assert "OpenID Connect (DIRAC)" in who
+        # another group: the portal asks the server again, with DIRAC's g:<group> scope
+        answer = browser.post(root + "/group", data={"_csrf": _csrf(page), "group": "dirac_admin",
+                                                     "next": root + "/whoami"}, allow_redirects=False, timeout=30)
+        assert answer.status_code == 302 and "/login/oidc/DIRAC" in answer.headers["Location"]
+        authorize = browser.get(urljoin(root, answer.headers["Location"]), allow_redirects=False, timeout=30)
+        assert authorize.headers["Location"].startswith(f"{sqliteServer.issuer}/authorization")
+        assert "g%3Adirac_admin" in authorize.headers["Location"]
+        callback = browser.signIn(authorize.headers["Location"], "alice", stopAt=root)
+        browser.get(callback, timeout=30)
+        who = browser.get(root + "/whoami", timeout=30).text
+        assert re.search(r'id="who-group">dirac_admin<', who), who
+
+
+def _csrf(page: requests.Response) -> str:
+    found = re.search(r'name="_csrf" value="([^"]+)"', page.text) or re.search(r'data-csrf="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return unescape(found.group(1))
+
+
+def _choosePortalGroup(browser: Browser, root: str, page: requests.Response, group: str) -> requests.Response:
+    return browser.post(root + "/group", data={"_csrf": _csrf(page), "group": group, "next": root + "/whoami"},
+                        timeout=30)

@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dirac.Core.Config import gConfig
-from dirac.Core.Security.IdProviders import IdProvider, idProviderForIssuer
+from dirac.Core.Security.IdProviders import (
+    IdProvider,
+    authorizationServer,
+    authorizationServerIssuer,
+    idProviderForIssuer,
+)
 from dirac.Core.Security.Keys import writePrivateFile
 from dirac.Core.Utilities.Exceptions import ConfigurationError
 
@@ -52,6 +57,8 @@ class LoginProvider:
         """The provider as the OAuth2 client sees it: the configured IdProvider of this issuer with the portal's
         client, or one made from the issuer alone."""
         known = idProviderForIssuer(self.issuer)
+        if known is None and self.issuer == authorizationServerIssuer():  # DIRAC's own /auth
+            known = authorizationServer(self.issuer)
         if known is not None:
             return dataclasses.replace(known, clientID=self.clientID, clientSecret=self.clientSecret,
                                        scope=self.scope, caFile=self.caFile or known.caFile)

@@ -73,11 +73,17 @@ class IdProvider:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     registerUsers: bool = False
     usernameClaim: str = "preferred_username"
+    #: the scope that asks the provider for a token in a DIRAC group (``GroupScope``; DIRAC's server: ``g:{group}``)
+    groupScope: str = "group:{group}"
 
     @property
     def verify(self) -> str | bool:
         """What ``requests`` verifies the provider's TLS certificate with."""
         return self.caFile or True
+
+    def scopeWithGroup(self, scope: str, group: str | None) -> str:
+        """``scope`` asking also for a token in ``group`` (when given) in the provider's form."""
+        return " ".join(filter(None, [scope, self.groupScope.format(group=group) if group else ""]))
 
     @property
     def mapsGroups(self) -> bool:
@@ -109,7 +115,8 @@ def _provider(name: str) -> IdProvider:
                       audience=opts.get("Audience") or DEFAULT_AUDIENCE, caFile=opts.get("CAFile", ""),
                       groupClaims=tuple(toList(opts.get("GroupClaims", "wlcg.groups"))), groups=groups,
                       registerUsers=opts.get("RegisterUsers", "no").lower() in ("y", "yes", "true"),
-                      usernameClaim=opts.get("UsernameClaim") or "preferred_username")
+                      usernameClaim=opts.get("UsernameClaim") or "preferred_username",
+                      groupScope=opts.get("GroupScope") or IdProvider.groupScope)
 
 
 def getIdProvider(name: str) -> IdProvider:
@@ -148,7 +155,7 @@ def authorizationServer(issuer: str | None = None) -> IdProvider | None:
         return None
     return IdProvider(name=AUTH_SERVER_NAME, issuer=issuer, clientID=DIRAC_CLI_CLIENT_ID,
                       audience=gConfig.getValue(f"{AUTHORIZATION}/Audience", "") or DEFAULT_AUDIENCE,
-                      caFile=getCAsLocation())
+                      caFile=getCAsLocation(), groupScope="g:{group}")
 
 
 # -- discovery and keys --------------------------------------------------------------------------

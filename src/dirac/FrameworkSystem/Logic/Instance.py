@@ -50,6 +50,8 @@ ONE_BOX_SITE = "DIRAC.OneBox.local"
 ONE_BOX_CE = "onebox.local"
 ONE_BOX_SE = "OneBox-SE"
 ONE_BOX_FAILOVER_SE = "OneBox-Failover"
+#: the web portal's sign-in through the server's own authorization server
+PORTAL_LOGIN = "/WebApp/Login/DIRAC"
 HOST_PROPERTIES = [
     Properties.TrustedHost, Properties.CSAdministrator, Properties.JobAdministrator, Properties.Operator,
     Properties.FullDelegation, Properties.ProxyManagement, Properties.SiteManager, Properties.GenericPilot,
@@ -246,7 +248,9 @@ def authorizationServer(host: str, port: int) -> dict[str, str]:
     client = f"{AUTHORIZATION}/Clients/DIRACWeb"
     return {f"{AUTHORIZATION}/issuer": f"{base}/auth",
             f"{client}/client_id": "DIRAC_Web", f"{client}/redirect_uri": f"{base}/DIRAC/login/callback",
-            f"{client}/grant_types": "authorization_code, refresh_token", f"{client}/response_types": "code"}
+            f"{client}/grant_types": "authorization_code, refresh_token", f"{client}/response_types": "code",
+            # the portal signs users in through it (the provider it sends them to: /Resources/IdProviders)
+            f"{PORTAL_LOGIN}/Issuer": f"{base}/auth", f"{PORTAL_LOGIN}/ClientID": "DIRAC_Web"}
 
 
 def createTokenSecrets(instance: Instance) -> None:
@@ -261,6 +265,7 @@ def createTokenSecrets(instance: Instance) -> None:
     setOption(server, "/Systems/Framework/Services/TokenManager/EncryptionKeyFile", str(instance.tokenManagerKey))
     setOption(server, SIGNING_KEY_FILE, str(instance.authSigningKey))
     setOption(server, f"{AUTHORIZATION}/Clients/DIRACWeb/client_secret_file", str(instance.webAppClientSecret))
+    setOption(server, f"{PORTAL_LOGIN}/ClientSecretFile", str(instance.webAppClientSecret))
     server.writeToFile(str(instance.serverCFG))
 
 

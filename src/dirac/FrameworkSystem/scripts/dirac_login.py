@@ -119,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         if server is None:
             return script.fail(f"no authorization server: give its URL with --issuer or set "
                                f"{IdProviders.AUTHORIZATION}/issuer", EXIT_USAGE)
-        return deviceLogin(script, server, f"g:{args.group}" if args.group else "", args.file, True)
+        return deviceLogin(script, server, server.scopeWithGroup("", args.group), args.file, True)
     try:
         provider = chooseProvider(args.provider)
     except DiracError as exc:
         return script.fail(exc.message, EXIT_USAGE)
-    scope = " ".join(filter(None, [provider.scope or "openid offline_access", f"group:{args.group}" if args.group else ""]))
+    scope = provider.scopeWithGroup(provider.scope or "openid offline_access", args.group)
     return deviceLogin(script, provider, scope, args.file, False)
 
 

@@ -112,9 +112,10 @@ class OIDCStartHandler(LoginMixin):
                    "next": self.safeNext(self.get_query_argument("next", None))}
         self.session["oauth"] = pending
         await self.saveSession()
-        scope = provider.scope + (f" group:{group}" if group else "")
+        idProvider = provider.idProvider()
+        scope = idProvider.scopeWithGroup(provider.scope, group)
         try:
-            url = await self.blocking(lambda: OAuth2Client(provider.idProvider()).authorizationURL(
+            url = await self.blocking(lambda: OAuth2Client(idProvider).authorizationURL(
                 self.redirectURI(), scope, pending["state"], pending["verifier"], pending["nonce"]))
         except DiracError as exc:
             self.loginFailed(f"{name} cannot be reached: {exc}")
@@ -234,7 +235,7 @@ class GroupHandler(LoginMixin):
             self.redirect(self.portal.url("group"))
             return
         if user["authMethod"] == "JWT" and group != user["group"]:
-            # a token carries its group (a group:<name> scope): ask the provider for one in the new group
+            # a token carries its group (its group scope): ask the provider for one in the new group
             self.redirect(self.portal.url(f"login/oidc/{user['login']}") + "?" + urlencode({"group": group,
                                                                                            "next": nextURL}))
             return
