@@ -37,6 +37,7 @@ from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import (
     PENDING_REPORTS_FILE,
 )
 from dirac.WorkloadManagementSystem.JobWrapper.Watchdog import JOB_EXCEEDED_CPU_LIMIT
+from dirac.WorkloadManagementSystem.Logic.JobState import RESCHEDULE_LIMIT_MINOR
 from dirac.WorkloadManagementSystem.Logic.JobSubmission import scheduleJobs
 
 pytestmark = pytest.mark.timeout(300)
@@ -274,7 +275,7 @@ def sessionMembers(session: int) -> list[int]:
     return members
 
 
-def test_wrapper_stopped_by_sigterm_stops_its_payload_and_fails_the_job(wms, tmp_path) -> None:
+def test_wrapper_stopped_by_sigterm_stops_its_payload_and_reschedules_the_job_saying_why(wms, tmp_path) -> None:
     job = Job()
     job.setExecutable("/bin/sleep 120")
     match = submitAndMatch(wms, job)
@@ -294,7 +295,14 @@ def test_wrapper_stopped_by_sigterm_stops_its_payload_and_fails_the_job(wms, tmp
         if process.poll() is None:
             process.kill()
     assert sessionMembers(session) == []
-    assert state(wms, jobID) == (JobStatus.FAILED, JobMinorStatus.RECEIVED_KILL_SIGNAL)
+    # stopped from outside DIRAC, not by a fault of its own: Failed with the reason, then rescheduled
+    assert state(wms, jobID) == (JobStatus.RECEIVED, JobMinorStatus.RESCHEDULED)
+    assert monitoring(wms, "getJobAttributes", jobID)["RescheduleCounter"] in (1, "1")
+    history = monitoring(wms, "getJobLoggingInfo", jobID)
+    failed = next(row for row in history if row[0] == JobStatus.FAILED)
+    assert failed[1] == JobMinorStatus.RECEIVED_KILL_SIGNAL and "Stopped by SIGTERM from outside DIRAC" in failed[2]
+    assert [row[0] for row in history][-3:] == [JobStatus.FAILED, JobStatus.RESCHEDULED, JobStatus.RECEIVED]
+    assert not (workDir / PENDING_REPORTS_FILE).exists()
 
 
 # -- as the payload of the JobAgent's inner CEs -------------------------------------------------------------
@@ -333,7 +341,8 @@ def test_wrapper_run_by_the_inprocess_ce_with_the_pilot_proxy_ends_done(wms, tmp
     assert not [name for name in names if name.startswith(".proxy") or name == "job.json"], names
 
 
-def test_pool_ce_killing_the_wrapper_stops_a_payload_that_ignores_sigterm_and_fails_the_job(wms, tmp_path) -> None:
+def test_pool_ce_killing_the_wrapper_stops_a_payload_that_ignores_sigterm_and_fails_the_job_past_max_rescheduling(
+        wms, tmp_path) -> None:
     script = tmp_path / "submit" / "stubborn.sh"
     script.parent.mkdir()
     script.write_text("#!/bin/sh\ntrap '' TERM\nsleep 120 &\nwait\nwait\n")
@@ -352,6 +361,8 @@ def test_pool_ce_killing_the_wrapper_stops_a_payload_that_ignores_sigterm_and_fa
         assert time.monotonic() < deadline, list(workDir.glob("payload-*"))
         time.sleep(0.2)
     session = int(parameters(wms, jobID)["PayloadPID"])
+    jobDB = JobDB()
+    jobDB.setJobAttributes(jobID, {"RescheduleCounter": jobDB.maxRescheduling})  # rescheduled as often as allowed
     start = time.monotonic()
     ok(ce.killJob(reference))  # SIGTERM to the wrapper's process group, SIGKILL 10 s later
     exitCodes = ok(ce.collectFinishedJobs(timeout=30))
@@ -359,4 +370,5 @@ def test_pool_ce_killing_the_wrapper_stops_a_payload_that_ignores_sigterm_and_fa
                                                              ).read_text()
     assert time.monotonic() - start < 10, "the wrapper ended before the CE's SIGKILL"
     assert sessionMembers(session) == []
-    assert state(wms, jobID) == (JobStatus.FAILED, JobMinorStatus.RECEIVED_KILL_SIGNAL)
+    assert state(wms, jobID) == (JobStatus.FAILED, RESCHEDULE_LIMIT_MINOR)
+    assert (JobStatus.FAILED, JobMinorStatus.RECEIVED_KILL_SIGNAL) in trail(wms, jobID)

@@ -1,9 +1,9 @@
 """The JobWrapper's steps with real payload processes in a real working directory.
 
-The two services it talks to are stood for by ``RecordingJobStateClient`` (statuses, parameters,
-heartbeats, with a ``Kill`` to answer or an outage to simulate) and ``RecordingSandboxClient``
-(input sandboxes from a dict, output sandboxes recorded): the real round trip through the
-services is in tests/integration/test_WMS_JobWrapper.py.
+The services it talks to are stood for by ``RecordingJobStateClient`` (statuses, parameters,
+heartbeats, with a ``Kill`` to answer or an outage to simulate), ``RecordingSandboxClient``
+(input sandboxes from a dict, output sandboxes recorded) and ``RecordingJobManager`` (reschedule
+requests): the real round trip through the services is in tests/integration/test_WMS_JobWrapper.py.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import (
     EXIT_REPORTS_UNDELIVERED,
     PENDING_REPORTS_FILE,
     JobWrapper,
+    rescheduleAfterStop,
     resolveOutputSandbox,
 )
 from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSettings
@@ -128,6 +131,18 @@ class RecordingSandboxClient:
     def assignSandboxesToJob(self, jobID: int, references: list[str], sbType: str = "Input") -> dict:
         self.assigned.append((jobID, references, sbType))
         return S_OK()
+
+
+class RecordingJobManager:
+    """Stands for JobManager: records reschedule requests; ``answer`` is what it replies."""
+
+    def __init__(self, answer: dict | None = None):
+        self.rescheduled: list[int] = []
+        self.answer = answer or S_OK([JOB_ID])
+
+    def rescheduleJob(self, jobID: int) -> dict:
+        self.rescheduled.append(jobID)
+        return self.answer
 
 
 def jdl(**attributes: object) -> str:
@@ -280,13 +295,96 @@ def test_killed_job_gets_no_status_from_the_wrapper_after_the_kill(tmp_path: Pat
     assert jobState.parameters["ApplicationExitCode"] == str(128 + signal.SIGTERM)
 
 
-def test_wrapper_told_to_stop_kills_the_payload_and_fails_the_job(tmp_path: Path) -> None:
-    jobState = RecordingJobStateClient()
-    args = JobArguments(JobID=JOB_ID, JDL=jdl(Executable="/bin/sleep", Arguments="60"))
-    wrapper = JobWrapper(args, tmp_path, FAST, jobState, RecordingSandboxClient())
-    threading.Timer(1.0, wrapper.interrupt, [signal.SIGTERM]).start()
-    assert wrapper.run() == 128 + signal.SIGTERM
+def stoppedWrapper(tmp_path: Path, jobState: RecordingJobStateClient, jobManager: RecordingJobManager,
+                   executable: str = "/bin/sleep", arguments: str = "60", settings: JobWrapperSettings = FAST,
+                   when: Callable[[JobWrapper], bool] = lambda wrapper: wrapper.payloadStarted
+                   ) -> tuple[int, JobWrapper]:
+    """Run a job whose wrapper gets SIGTERM, as from the batch system, once ``when(wrapper)``; (exit code, wrapper)."""
+    args = JobArguments(JobID=JOB_ID, JDL=jdl(Executable=executable, Arguments=arguments))
+    wrapper = JobWrapper(args, tmp_path, settings, jobState, RecordingSandboxClient(), jobManager=jobManager)
+
+    def stopWhenDue() -> None:
+        while not when(wrapper):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        wrapper.interrupt(signal.SIGTERM)
+
+    threading.Thread(target=stopWhenDue, daemon=True).start()
+    return wrapper.run(), wrapper
+
+
+def test_wrapper_stopped_from_outside_kills_the_payload_fails_the_job_with_the_reason_and_reschedules_it(
+        tmp_path: Path) -> None:
+    jobState, jobManager = RecordingJobStateClient(), RecordingJobManager()
+    code, _ = stoppedWrapper(tmp_path, jobState, jobManager)
+    assert code == 128 + signal.SIGTERM
     assert jobState.trail()[-1] == ("Failed", JobMinorStatus.RECEIVED_KILL_SIGNAL)
+    assert ("Completing", JobMinorStatus.RECEIVED_KILL_SIGNAL) not in jobState.trail()
+    assert "Stopped by SIGTERM from outside DIRAC" in jobState.records[-1]["ApplicationStatus"]
+    assert jobManager.rescheduled == [JOB_ID]
+    assert not (tmp_path / PENDING_REPORTS_FILE).exists()
+
+
+STUBBORN = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass\n"
+
+
+def test_wrapper_stopped_after_a_watchdog_limit_fails_the_job_without_rescheduling_it(tmp_path: Path) -> None:
+    jobState, jobManager = RecordingJobStateClient(), RecordingJobManager()
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    # the CPU limit stops a payload that ignores SIGTERM (KillGracePeriod 2 s); the wrapper's own stop comes meanwhile
+    settings = replace(FAST, JobCPULimitMargin=0, DefaultCPUTime=1)
+    code, wrapper = stoppedWrapper(tmp_path, jobState, jobManager, sys.executable, "stubborn.py", settings,
+                                   when=lambda wrapper: bool(wrapper.watchdog and wrapper.watchdog.failureReason))
+    assert wrapper.failureBeforeStop == JOB_EXCEEDED_CPU_LIMIT
+    assert code == 128 + signal.SIGTERM
+    assert jobState.trail()[-1] == ("Failed", JOB_EXCEEDED_CPU_LIMIT)
+    assert jobManager.rescheduled == []
+
+
+def test_wrapper_killed_by_the_server_then_stopped_neither_reports_nor_reschedules(tmp_path: Path) -> None:
+    jobState, jobManager = RecordingJobStateClient(commands={"Kill": ""}), RecordingJobManager()
+    (tmp_path / "stubborn.py").write_text(STUBBORN)  # the Kill takes KillGracePeriod (2 s): the stop comes meanwhile
+    code, wrapper = stoppedWrapper(tmp_path, jobState, jobManager, sys.executable, "stubborn.py",
+                                   when=lambda wrapper: bool(wrapper.watchdog and wrapper.watchdog.killedByCommand))
+    assert code == EXIT_KILLED
+    assert wrapper.signalled == signal.SIGTERM and wrapper.sandboxClient.uploaded == {}, "stopped during the run"
+    assert not any(record.get("Status") in ("Failed", "Completing") for record in jobState.records)
+    assert jobManager.rescheduled == []
+
+
+def test_a_reschedule_the_jobmanager_cannot_be_asked_for_is_left_in_the_pending_reports(tmp_path: Path) -> None:
+    jobState = RecordingJobStateClient()
+    jobManager = RecordingJobManager(S_ERROR(DErrno.EDISET, "cannot reach WorkloadManagement/JobManager"))
+    code, _ = stoppedWrapper(tmp_path, jobState, jobManager)
+    assert code == 128 + signal.SIGTERM and jobManager.rescheduled == [JOB_ID]
+    assert jobState.trail()[-1] == ("Failed", JobMinorStatus.RECEIVED_KILL_SIGNAL)
+    pending = json.loads((tmp_path / PENDING_REPORTS_FILE).read_text())
+    assert pending["Reschedule"].startswith("Stopped by SIGTERM from outside DIRAC")
+    assert pending["StatusBulk"] == {} and pending["Parameters"] == []
+
+
+def test_a_refused_reschedule_leaves_the_job_failed(tmp_path: Path) -> None:
+    jobState = RecordingJobStateClient()
+    jobManager = RecordingJobManager(S_ERROR("Job 1234: Maximum of reschedulings reached (3), the job is now Failed"))
+    code, _ = stoppedWrapper(tmp_path, jobState, jobManager)
+    assert code == 128 + signal.SIGTERM and jobManager.rescheduled == [JOB_ID]
+    assert jobState.trail()[-1] == ("Failed", JobMinorStatus.RECEIVED_KILL_SIGNAL)
+    assert not (tmp_path / PENDING_REPORTS_FILE).exists()
+
+
+@pytest.mark.parametrize(("signalled", "killed", "failure", "exitCode", "expected"), [
+    (signal.SIGTERM, False, None, None, True),                              # stopped before or while running
+    (signal.SIGINT, False, None, 0, True),
+    (None, False, None, 143, False),                                       # not stopped: the payload's own exit
+    (signal.SIGTERM, True, None, 143, False),                              # killed by the server: Killed stays
+    (signal.SIGTERM, False, JobMinorStatus.JOB_EXCEEDED_MEMORY, 137, False),  # a limit of its own came first
+    (signal.SIGTERM, False, JobMinorStatus.APP_ERRORS, 3, False),         # the payload had failed on its own
+    (signal.SIGTERM, False, JobMinorStatus.APP_ERRORS, 143, True),        # ended by the same stop a moment before
+    (signal.SIGTERM, False, JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX, None, False),
+])
+def test_a_job_is_rescheduled_only_when_its_wrapper_was_stopped_from_outside_dirac(
+        signalled: int | None, killed: bool, failure: str | None, exitCode: int | None, expected: bool) -> None:
+    assert rescheduleAfterStop(signalled, killed, failure, exitCode) is expected
 
 
 def test_reports_held_back_by_an_outage_during_the_run_are_delivered_in_order(tmp_path: Path) -> None:

@@ -168,9 +168,9 @@ class JobReport:
             return {"JobID": self.jobID, "StatusBulk": dict(self._statuses), "Parameters": list(self._parameters),
                     "Rejected": list(self.rejected)}
 
-    def dump(self, path: str | Path) -> Path:
-        """Write the undelivered and refused reports to ``path`` (JSON) and return it."""
+    def dump(self, path: str | Path, **extra: Any) -> Path:
+        """Write the undelivered and refused reports (and ``extra`` keys) to ``path`` (JSON) and return it."""
         path = Path(path)
-        path.write_text(json.dumps(self.pendingReports(), indent=2, sort_keys=True))
+        path.write_text(json.dumps({**self.pendingReports(), **extra}, indent=2, sort_keys=True))
         log.error("Job %d: undelivered reports written to %s", self.jobID, path)
         return path

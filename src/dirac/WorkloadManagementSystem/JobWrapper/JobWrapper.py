@@ -11,6 +11,9 @@ Steps, each logged with the JobID and reported through ``JobReport`` (WorkloadMa
    assigned to the job; OutputData stored on OutputSE (else a failover SE) and registered;
 5. final status: Done / "Execution Complete", or Failed with the minor status of the first
    failure. A job stopped by the server (a ``Kill`` command) gets no status from the wrapper.
+   A wrapper stopped from outside DIRAC (SIGTERM/SIGINT from the batch system, or from the pilot
+   being stopped) reports its job Failed / "Received Kill signal" with the reason, then reschedules it
+   (``rescheduleAfterStop``): the job did nothing wrong (Failed past MaxRescheduling).
 
 ``run()`` returns the wrapper's exit code (see ``EXIT_*`` and docs/jobwrapper.md).
 """
@@ -41,7 +44,7 @@ from dirac.Core.Utilities.Logging import getLogger
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
 from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import JobArguments, PayloadDescription
 from dirac.WorkloadManagementSystem.JobWrapper.JobData import JobData, JobDataError
-from dirac.WorkloadManagementSystem.JobWrapper.JobReport import JobReport
+from dirac.WorkloadManagementSystem.JobWrapper.JobReport import JobReport, isTransient
 from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSettings
 from dirac.WorkloadManagementSystem.JobWrapper.Watchdog import Watchdog, WatchdogLimits, cpuLimit, tail
 
@@ -58,6 +61,8 @@ REPORT_TIMEOUT = 60
 #: SIGTERM and SIGKILL to the payload, then seconds left to deliver the reports
 SIGNALLED_KILL_GRACE = 3.0
 SIGNALLED_REPORT_TIME = 5.0
+#: exit codes of a payload ended by the stop signals a batch system sends to every process of a slot
+STOPPED_PAYLOAD_EXIT_CODES = frozenset({128 + signal.SIGTERM, 128 + signal.SIGINT})
 
 log = getLogger("WorkloadManagement/JobWrapper")
 
@@ -89,6 +94,25 @@ def resolveOutputSandbox(patterns: list[str], workDir: Path, exclude: set[Path])
     return list(found), missing
 
 
+def rescheduleAfterStop(signalled: int | None, killedByServer: bool, failureBeforeStop: str | None,
+                        applicationExitCode: int | None) -> bool:
+    """Whether the job of a wrapper that was stopped is to be rescheduled: it was stopped from outside DIRAC.
+
+    A stop signal (``signalled``) reaches the wrapper only from outside DIRAC's control of the job: the
+    batch system (cancelled, pre-empted, the slot's end) or the pilot being stopped. DIRAC stops jobs
+    otherwise: a ``Kill`` command (``killedByServer``: the server's status stays) or the Watchdog for the
+    job's own limits. The job is rescheduled unless it had failed on its own before the signal
+    (``failureBeforeStop``: a limit, an application error, a failed step), where a payload that ended
+    by the same stop signal a moment before its wrapper got it (``applicationExitCode`` 128+SIGTERM or
+    128+SIGINT) was stopped from outside too.
+    """
+    if signalled is None or killedByServer:
+        return False
+    if failureBeforeStop is None:
+        return True
+    return failureBeforeStop == JobMinorStatus.APP_ERRORS and applicationExitCode in STOPPED_PAYLOAD_EXIT_CODES
+
+
 def _exitCode(returncode: int) -> int:
     """The shell's convention: 128 + N for a process ended by signal N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -98,7 +122,8 @@ class JobWrapper:
     """Runs the job described by a job.json in ``workDir``; clients are injected or made from the CS."""
 
     def __init__(self, arguments: JobArguments, workDir: str | Path = ".", settings: JobWrapperSettings | None = None,
-                 jobStateClient: Any = None, sandboxClient: Any = None, dataManager: Any = None):
+                 jobStateClient: Any = None, sandboxClient: Any = None, dataManager: Any = None,
+                 jobManager: Any = None):
         if jobStateClient is None:
             from dirac.WorkloadManagementSystem.Client.WMSClients import JobStateUpdateClient
 
@@ -116,6 +141,8 @@ class JobWrapper:
         self.sandboxClient = sandboxClient
         #: the DataManager of the data steps, made when a job first needs one (with the wrapper's credentials)
         self.dataManager = dataManager
+        #: JobManager, to reschedule a job stopped from outside (made when needed)
+        self.jobManager = jobManager
         self.report = JobReport(self.jobID, jobStateClient, SOURCE, self.settings.ReportRetryDelay)
         self.description: PayloadDescription | None = None
         self.cpuNormalizationFactor = arguments.CPUNormalizationFactor or gConfig.getValue(
@@ -128,6 +155,8 @@ class JobWrapper:
         self.outputSandboxTried = False
         self.applicationExitCode: int | None = None
         self.signalled: int | None = None
+        #: the first failure (or Watchdog stop) decided before the wrapper was told to stop
+        self.failureBeforeStop: str | None = None
         self.watchdog: Watchdog | None = None
         self.stdOutput: Path | None = None
         self.stdError: Path | None = None
@@ -187,6 +216,7 @@ class JobWrapper:
         if self.signalled is not None:
             return
         self.signalled = signum
+        self.failureBeforeStop = self.failure or (self.watchdog.failureReason if self.watchdog is not None else None)
         log.warning("Job %d: the JobWrapper received %s", self.jobID, signal.Signals(signum).name)
         if self.watchdog is not None and self.watchdog.is_alive():
             self.watchdog.requestKill(JobMinorStatus.RECEIVED_KILL_SIGNAL, grace=SIGNALLED_KILL_GRACE)
@@ -396,7 +426,8 @@ class JobWrapper:
         if watchdog.failureReason:
             self.report.setJobParameter("ApplicationError", watchdog.failureReason, sendFlag=False)
             self._fail(watchdog.failureReason, f"the Watchdog stopped the payload: {watchdog.failureReason}")
-            self._status(JobStatus.COMPLETING, watchdog.failureReason, f"Stopped: {watchdog.failureReason}")
+            if self.signalled is None:  # a stopped wrapper goes from Running to Failed (then rescheduled)
+                self._status(JobStatus.COMPLETING, watchdog.failureReason, f"Stopped: {watchdog.failureReason}")
         elif exitCode != 0:
             self.report.setJobParameter("ApplicationError", str(exitCode), sendFlag=False)
             self._fail(JobMinorStatus.APP_ERRORS, f"the payload exited with code {exitCode}")
@@ -482,10 +513,34 @@ class JobWrapper:
         self._status(JobStatus.COMPLETING, JobMinorStatus.OUTPUT_DATA_UPLOADED)
 
     # -- 5. the end -----------------------------------------------------------------------------------
+    def _reschedule(self) -> bool:
+        """Send the job back for a new attempt (JobManager.rescheduleJob); False when the server was not reached."""
+        if self.jobManager is None:
+            from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient
+
+            self.jobManager = JobManagerClient(timeout=REPORT_TIMEOUT)
+        result = self.jobManager.rescheduleJob(self.jobID)
+        if result["OK"]:
+            log.info("Job %d: rescheduled", self.jobID)
+        elif isTransient(result):
+            log.error("Job %d: cannot reach the JobManager to reschedule it: %s", self.jobID, result["Message"])
+            return False
+        else:  # e.g. Maximum of reschedulings reached: the server has set it Failed
+            log.error("Job %d: not rescheduled: %s", self.jobID, result["Message"])
+        return True
+
     def finalize(self) -> int:
         """Report the final status, deliver every report (or write them to a file); the exit code."""
+        reschedule = rescheduleAfterStop(self.signalled, self.killed, self.failureBeforeStop, self.applicationExitCode)
+        reason = ""
         if self.killed:
             log.info("Job %d: finished, killed", self.jobID)
+        elif reschedule:
+            reason = (f"Stopped by {signal.Signals(self.signalled or signal.SIGTERM).name} from outside DIRAC "
+                      "(batch system or pilot), not by a fault of the job: rescheduling it")
+            log.warning("Job %d: %s", self.jobID, reason)
+            # DIRAC's state machine reschedules a running or completing job from Failed: the record says why
+            self._status(JobStatus.FAILED, JobMinorStatus.RECEIVED_KILL_SIGNAL, reason)
         elif self.failure is not None:
             log.info("Job %d: finished: %s / %s", self.jobID, JobStatus.FAILED, self.failure)
             self._status(JobStatus.FAILED, self.failure)
@@ -496,8 +551,12 @@ class JobWrapper:
         timeout = min(self.settings.ReportRetryTime, SIGNALLED_REPORT_TIME) if self.signalled \
             else self.settings.ReportRetryTime
         delivered = self.report.commit(timeout)
-        if not delivered or self.report.rejected:
-            self.report.dump(self.workDir / PENDING_REPORTS_FILE)
+        later = ""  # a reschedule the server could not be asked for now
+        if reschedule and not self.report.rejected and not (delivered and self._reschedule()):
+            later = reason
+        if not delivered or self.report.rejected or later:
+            # "Reschedule": whoever delivers these reports (the JobAgent) reschedules the job after them
+            self.report.dump(self.workDir / PENDING_REPORTS_FILE, **({"Reschedule": later} if later else {}))
         if self.killed:
             return EXIT_KILLED
         if self.signalled is not None:
