@@ -15,7 +15,8 @@ leading slash, a URL is ``s3://<Host>:<Port>/<bucket>/<key>``)::
       Aws_secret_access_key = ...      # them, never in the central CS), else the S3Gateway signs for you
       S3Gateway = DataManagement/S3Gateway   # optional: the service that hands out pre-signed URLs
       MultipartThreshold = 67108864    # bytes: larger files are sent in parts (default 64 MiB)
-      MultipartChunkSize = 16777216    # bytes per part (default 16 MiB, at least 5 MiB)
+      MultipartChunkSize = 16777216    # bytes per part (default 16 MiB, at least 5 MiB; more for files that
+                                       # would need over 10,000 parts)
       ChecksumMode = Auto              # Auto: the Adler32 kept as object metadata; ReadBack: read the object
       CALocation =                     # CAs the server's certificate is checked with: a directory or a bundle
                                        # file, "system" for the system's; default /DIRAC/Security/CALocation
@@ -79,6 +80,7 @@ S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 CHECKSUM_HEADER = "x-amz-meta-checksum"
 DEFAULT_GATEWAY = "DataManagement/S3Gateway"
 MiB = 1 << 20
+MAX_PARTS = 10000
 #: the S3 client methods a pre-signed URL may be asked for, their HTTP verb and the permission they need
 METHODS = {"get_object": ("GET", "Read"), "head_object": ("HEAD", "Read"), "list_objects_v2": ("GET", "Read"),
            "put_object": ("PUT", "Write"), "delete_object": ("DELETE", "Write"),
@@ -348,7 +350,8 @@ class S3Storage(StorageBase):
             raise StorageError(f"{what}: {self.seName} gave no UploadId for the multipart upload")
         try:
             parts, value, readSize = [], 1, 0
-            while chunk := source.read(self.chunkSize):
+            partSize = max(self.chunkSize, -(-size // MAX_PARTS))  # S3 takes 10,000 parts at most
+            while chunk := source.read(partSize):
                 value, readSize = zlib.adler32(chunk, value), readSize + len(chunk)
                 md5, number = _md5(chunk), len(parts) + 1
                 answer = self._send("upload_part", lfn, {"UploadId": uploadId, "PartNumber": number, "ContentMD5": md5},
