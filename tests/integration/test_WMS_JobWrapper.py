@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
+from dirac.Core.Config import gConfig
 from dirac.Interfaces.API.Dirac import Dirac
 from dirac.Interfaces.API.Job import Job
 from dirac.Resources.Computing.ComputingElement import getComputingElement
+from dirac.WorkloadManagementSystem.Agent.JobAgent import JobAgent
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
 from dirac.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
 from dirac.WorkloadManagementSystem.DB.JobDB import JobDB
@@ -39,6 +41,8 @@ from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import (
 from dirac.WorkloadManagementSystem.JobWrapper.Watchdog import JOB_EXCEEDED_CPU_LIMIT
 from dirac.WorkloadManagementSystem.Logic.JobState import RESCHEDULE_LIMIT_MINOR
 from dirac.WorkloadManagementSystem.Logic.JobSubmission import scheduleJobs
+
+from .conftest import freePort
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -302,6 +306,42 @@ def test_wrapper_stopped_by_sigterm_stops_its_payload_and_reschedules_the_job_sa
     failed = next(row for row in history if row[0] == JobStatus.FAILED)
     assert failed[1] == JobMinorStatus.RECEIVED_KILL_SIGNAL and "Stopped by SIGTERM from outside DIRAC" in failed[2]
     assert [row[0] for row in history][-3:] == [JobStatus.FAILED, JobStatus.RESCHEDULED, JobStatus.RECEIVED]
+    assert not (workDir / PENDING_REPORTS_FILE).exists()
+
+
+def test_a_reschedule_the_wrapper_could_not_ask_for_is_done_by_the_jobagent_after_its_pending_reports(
+        wms, tmp_path) -> None:
+    job = Job()
+    job.setExecutable("/bin/sleep 120")
+    match = submitAndMatch(wms, job)
+    jobID = match["JobID"]
+    workDir = tmp_path / "slot" / str(jobID)
+    # the JobManager cannot be reached from the node (JobStateUpdate can)
+    nowhere = {"/Systems/WorkloadManagement/URLs/JobManager": f"https://127.0.0.1:{freePort()}/WorkloadManagement/"
+                                                                "JobManager", "ReportRetryTime": "2"}
+    process = startWrapper(wms, match, workDir, nowhere)
+    try:
+        deadline = time.monotonic() + 60
+        while "PayloadPID" not in parameters(wms, jobID):
+            assert time.monotonic() < deadline and process.poll() is None, (workDir / "wrapper.log").read_text()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert state(wms, jobID) == (JobStatus.FAILED, JobMinorStatus.RECEIVED_KILL_SIGNAL)
+    assert json.loads((workDir / PENDING_REPORTS_FILE).read_text())["Reschedule"].startswith("Stopped by SIGTERM")
+    agent = JobAgent(jobReport=wms.client("WorkloadManagement/JobStateUpdate", "pilot"),
+                     jobMonitoring=wms.client("WorkloadManagement/JobMonitoring", "pilot"),
+                     jobManager=wms.client("WorkloadManagement/JobManager", "pilot"))
+    gConfig.data.setLocalOption("/LocalSite/WorkingDirectory", str(workDir.parent))
+    try:
+        agent.running["inprocess://node/test"] = jobID
+        agent._afterWrapper("inprocess://node/test", 128 + signal.SIGTERM)  # what it does when a wrapper ended badly
+    finally:
+        gConfig.data.setLocalOption("/LocalSite/WorkingDirectory", "")
+    assert state(wms, jobID) == (JobStatus.RECEIVED, JobMinorStatus.RESCHEDULED)
     assert not (workDir / PENDING_REPORTS_FILE).exists()
 
 

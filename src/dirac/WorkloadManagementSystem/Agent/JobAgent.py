@@ -386,6 +386,10 @@ class JobAgent(AgentModule):
             return
         path.rename(path.with_suffix(".delivered"))
         self.log.info("Job %d: the wrapper's pending reports delivered", jobID)
+        if pending.get("Reschedule"):  # the wrapper's decision (stopped from outside DIRAC), carried out now
+            result = self.jobManager.rescheduleJob(jobID)
+            self.log.info("Job %d: %s: %s", jobID, pending["Reschedule"],
+                          "rescheduled" if result["OK"] else f"not rescheduled: {result['Message']}")
 
     def _failJob(self, jobID: int, reason: str) -> None:
         self.log.error("Job %d: %s", jobID, reason)
