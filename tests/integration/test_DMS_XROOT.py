@@ -28,11 +28,17 @@ from dirac.DataManagementSystem.Client.DataManager import DataManager
 from dirac.Resources.Catalog.FileCatalogClient import FileCatalogClient
 from dirac.Resources.Storage.StorageElement import StorageElement
 from dirac.Resources.Storage.XROOTStorage import XROOTStorage
+from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import EXIT_DONE
 from tests.system.gridtools import runningServer, serverScript
 from tests.unit.Resources.Storage.conftest import smallFilesystem
 
 # the fixtures area (a fresh directory in bob's home) and data (a 3 MiB file) of the DIP Storage Element tests
 from .test_DMS_StorageElement import area, asBob, data  # noqa: F401
+
+# the WMS pieces of the data-aware job tests: the grid with a pilot proxy, submission through the real
+# optimizers and a pilot's match, dirac-jobwrapper run with bob's proxy
+from .test_WMS_JobWrapper import ok, wms  # noqa: F401
+from .test_WMS_JobWrapperData import parameters, runAsBob, submitOptimizeAndMatch
 
 SES = {"XROOT-SE": ("XROOTD_PORT", "/store", "Auto"), "XROOT-ReadBack-SE": ("XROOTD_PORT", "/store", "ReadBack"),
        "XROOT-ReadOnly-SE": ("XROOTD_PORT", "/readonly", "Auto"),
@@ -281,3 +287,24 @@ def test_aServerThatHangs_isGivenUpAfterTheTimeout(grid, xrootd, ses, area) -> N
         os.kill(pid, signal.SIGCONT)
     assert "XROOT-SE" in failed and ("not available" in failed or "did not answer" in failed), failed
     assert elapsed < 20, elapsed
+
+
+@pytest.mark.timeout(300)
+def test_aJobWhoseOutputSEIsTheXRootDSE_storesItsOutputDataThere(wms, xrootd, ses, area, tmp_path) -> None:
+    """Bob's job (input on OneBox-SE, placed at the one-box site by the real optimizers, run by dirac-jobwrapper
+    with bob's proxy) names XROOT-SE as OutputSE: its output lands on the XRootD server and in the catalog."""
+    dm = DataManager(**asBob(wms))
+    for name, text in (("input.txt", "some input\n"), ("lib.txt", "a library\n")):
+        (tmp_path / name).write_text(text)
+        assert f"{area}/{name}" in dm.putAndRegister(f"{area}/{name}", tmp_path / name, "OneBox-SE")["Value"][
+            "Successful"]
+    match = submitOptimizeAndMatch(wms, tmp_path, area, lfns=["result.dat"], outputSE="XROOT-SE",
+                                   outputPath=area.removeprefix("/dirac/user/b/bob") + "/out")
+    options = {f"/Resources/StorageElements/XROOT-SE/XROOT/{key}": value for key, value in (
+        ("Host", xrootd["XROOTD_HOST"]), ("Port", xrootd["XROOTD_PORT"]), ("Path", "/store"), ("Timeout", "20"))}
+    assert runAsBob(wms, match, tmp_path, options) == EXIT_DONE  # the XROOT-SE of the worker node's configuration
+    lfn = f"{area}/out/result.dat"
+    assert parameters(wms, match["JobID"])["OutputDataSEs"] == f"{lfn}: XROOT-SE"
+    assert ok(dm.getReplicas(lfn))["Successful"][lfn] == {
+        "XROOT-SE": f"root://localhost:{xrootd['XROOTD_PORT']}//store{lfn}"}
+    assert onServer(xrootd, "/store", lfn).read_text() == "SOME INPUT\n"
