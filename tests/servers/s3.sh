@@ -58,12 +58,9 @@ wanted_ca() { echo "${DIRAC_TEST_S3_CA:-$STATE/ca}"; }
 make_credentials() {
     host_certificate "$STATE" "$(wanted_ca)" "/O=DIRAC-Seed/OU=s3/CN=DIRAC Seed S3 test CA"
     if [ ! -s "$STATE/keys" ]; then
-        {
-            echo "S3_ACCESS_KEY=DIRACADMIN$(openssl rand -hex 5 | tr a-f A-F)"
-            echo "S3_SECRET_KEY=$(openssl rand -hex 20)"
-            echo "S3_READER_ACCESS_KEY=DIRACREADER$(openssl rand -hex 5 | tr a-f A-F)"
-            echo "S3_READER_SECRET_KEY=$(openssl rand -hex 20)"
-        } > "$STATE/keys"
+        python3 -c 'import secrets; hexed = lambda n: secrets.token_hex(n)
+print(f"S3_ACCESS_KEY=DIRACADMIN{hexed(5).upper()}\nS3_SECRET_KEY={hexed(20)}")
+print(f"S3_READER_ACCESS_KEY=DIRACREADER{hexed(5).upper()}\nS3_READER_SECRET_KEY={hexed(20)}")' > "$STATE/keys"
         chmod 600 "$STATE/keys"
     fi
     # shellcheck disable=SC1091
