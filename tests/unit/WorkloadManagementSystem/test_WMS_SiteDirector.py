@@ -6,6 +6,8 @@ it and end: enough to see what the director submits, registers and reads back.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from dirac.Core.Config import gConfig
 from dirac.Core.Security.CA import CertificateAuthority
 from dirac.Core.Security.Keys import writePrivateFile
+from dirac.WorkloadManagementSystem.Agent.QueueAgent import QUEUE_STATE_FILE
 from dirac.WorkloadManagementSystem.Agent.SiteDirector import SiteDirector
 from dirac.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
 from dirac.WorkloadManagementSystem.Logic.PilotWrapper import pilotWrapper
@@ -114,18 +117,33 @@ def test_pilot_statuses_and_output_are_read_back_from_the_ce(director, wms, make
     assert "pilot version" in output["StdOut"] and "DIRAC.Test.local" in output["StdOut"]
 
 
-def test_a_failing_queue_is_left_alone_then_used_again(director, wms, makeJDL, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_failing_queue_is_left_alone_longer_and_longer_with_its_reason_then_used_again(  # noqa: ANN001
+        director, wms, makeJDL, tmp_path: Path) -> None:
     wms.submitWaiting(makeJDL())
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the pilots' directory should be")
     agent = director(**{f"{CE}/WorkingDirectory": str(blocked), f"{AGENT}/FailedQueueBackoff": "0.5"})
+    stateFile = tmp_path / "instance" / "run" / "SiteDirector" / QUEUE_STATE_FILE
+    assert json.loads(stateFile.read_text()) == {}
     agent.execute()
     assert pilotsOf(director.pilotDB) == {} and agent._backingOff("ce.test/q1")
+    state = json.loads(stateFile.read_text())["ce.test/q1"]
+    assert state["failures"] == 1 and state["delay"] == 0.5 and str(blocked) in state["reason"], state
     assert "1 backing off" in agent.execute()
-    blocked.unlink()
     time.sleep(0.6)
+    agent.execute()  # fails again: twice as long
+    state = json.loads(stateFile.read_text())["ce.test/q1"]
+    assert state["failures"] == 2 and state["delay"] == 1.0 and state["since"] <= state["lastFailure"], state
+    blocked.unlink()
+    time.sleep(1.1)
     agent.execute()
     assert len(pilotsOf(director.pilotDB)) == 1 and not agent._backingOff("ce.test/q1")
+    assert json.loads(stateFile.read_text()) == {}
+    shutil.rmtree(blocked)  # made by the CE meanwhile
+    blocked.write_text("blocked again")
+    wms.submitWaiting(makeJDL())
+    agent.execute()  # a new row of failures starts from FailedQueueBackoff again
+    assert json.loads(stateFile.read_text())["ce.test/q1"]["delay"] == 0.5
 
 
 def test_pilot_wrapper_is_self_contained(tmp_path: Path) -> None:

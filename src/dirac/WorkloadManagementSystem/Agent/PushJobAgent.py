@@ -111,7 +111,7 @@ class PushJobAgent(QueueAgent):
 
     # -- set-up ------------------------------------------------------------------------------------------
     def initialize(self) -> None:
-        self.workDirectory.mkdir(parents=True, exist_ok=True)
+        super().initialize()
         if any(client is None for client in (self.matcher, self.jobReport, self.sandboxClient, self.jobManager)):
             self._makeClients()
         for state in sorted(self.workDirectory.glob(f"*/{STATE_FILE}")):
@@ -256,6 +256,7 @@ class PushJobAgent(QueueAgent):
             if node:
                 shutil.rmtree(self.workDirectory / node, ignore_errors=True)
             return False
+        self._recovered(name, "the CE takes jobs")
         reference = result["Value"][0]
         for jobID in jobIDs:
             job = PushedJob(jobID, name, reference, node=node)

@@ -2,7 +2,9 @@
 
 What they share: the queues chosen by ``Site``, ``CEs`` and ``CETypes``; one CE object per queue,
 rebuilt when the queue's configuration changes; a doubling back-off for queues that fail
-(``FailedQueueBackoff``, at most an hour); the pilot credentials: a proxy made from
+(``FailedQueueBackoff``, at most an hour), reset by the queue's first success, with each failing
+queue's reason, failures and next attempt in ``<working directory>/queues.json``
+(``QUEUE_STATE_FILE``); the pilot credentials: a proxy made from
 ``PilotCertificate`` and ``PilotKey`` in ``PilotGroup`` (default ``<VO>_pilot``), and/or, with
 ``PilotTokens``, an access token of the pilots' OAuth2 client from the TokenManager (client
 credentials), each renewed at half its lifetime; and a working directory under the instance.
@@ -10,7 +12,11 @@ credentials), each renewed at half its lifetime; and a working directory under t
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +31,24 @@ from dirac.Core.Utilities.Exceptions import ConfigurationError, DiracError
 from dirac.Resources.Computing.ComputingElement import ComputingElement, getComputingElement
 
 MAX_BACKOFF = 3600.0
+#: the failing queues of an agent, in its working directory
+QUEUE_STATE_FILE = "queues.json"
+
+
+@dataclass
+class QueueFailure:
+    """Why and since when a queue is left alone."""
+
+    reason: str          #: the CE's answer to the last attempt
+    failures: int        #: attempts failed in a row
+    delay: float         #: seconds the queue is left alone after the last failure
+    since: str           #: UTC time of the first failure of the row
+    lastFailure: str     #: UTC time of the last one
+    retryAfter: str      #: UTC time of the next attempt
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class QueueAgent(AgentModule):
@@ -51,8 +75,14 @@ class QueueAgent(AgentModule):
         super().__init__(agentName)
         self.computingElements: dict[str, tuple[dict[str, Any], ComputingElement]] = {}
         self.backoff: dict[str, tuple[float, float]] = {}  # queue -> (retry after, current delay)
+        self.queueFailures: dict[str, QueueFailure] = {}   # queue -> why it is left alone (QUEUE_STATE_FILE)
         self._proxy: X509Chain | None = None
         self._token: dict[str, Any] | None = None
+
+    def initialize(self) -> None:
+        """The working directory, and no failing queue yet (a state left by an earlier run is cleared)."""
+        self.workDirectory.mkdir(parents=True, exist_ok=True)
+        self._writeQueueState()
 
     def finalize(self) -> None:
         for _, ce in self.computingElements.values():
@@ -95,10 +125,39 @@ class QueueAgent(AgentModule):
         return time.monotonic() < retryAfter
 
     def _failed(self, name: str, reason: str) -> None:
+        """The queue's CE failed: leave the queue alone, twice as long as after its previous failure in a row."""
         _, delay = self.backoff.get(name, (0.0, 0.0))
         delay = min(MAX_BACKOFF, delay * 2 if delay else float(self.am_getOption("FailedQueueBackoff")))
         self.backoff[name] = (time.monotonic() + delay, delay)
-        self.log.error("queue %s: %s; leaving it alone for %.0f s", name, reason, delay)
+        now = datetime.now(UTC)
+        previous = self.queueFailures.get(name)
+        failures = previous.failures + 1 if previous else 1
+        self.queueFailures[name] = QueueFailure(reason, failures, delay, previous.since if previous else _utc(now),
+                                                _utc(now), _utc(now + timedelta(seconds=delay)))
+        self.log.error("queue %s: %s; leaving it alone for %g s (failure %d in a row)", name, reason, delay,
+                       failures)
+        self._writeQueueState()
+
+    def _recovered(self, name: str, what: str) -> None:
+        """The queue's CE answered again (``what`` it did): the back-off is reset."""
+        self.backoff.pop(name, None)
+        failure = self.queueFailures.pop(name, None)
+        if failure is not None:
+            self.log.info("queue %s: %s again after %d failure(s) since %s; back-off reset", name, what,
+                          failure.failures, failure.since)
+            self._writeQueueState()
+
+    def _writeQueueState(self) -> None:
+        """The failing queues, {queue: QueueFailure fields}, in QUEUE_STATE_FILE (replaced at once)."""
+        path = self.workDirectory / QUEUE_STATE_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}")
+            temporary.write_text(json.dumps({name: asdict(failure) for name, failure in
+                                             sorted(self.queueFailures.items())}, indent=2))
+            temporary.replace(path)
+        except OSError as exc:
+            self.log.error("cannot write the queue states to %s: %s", path, exc)
 
     # -- the pilot credentials ------------------------------------------------------------------------------
     @property

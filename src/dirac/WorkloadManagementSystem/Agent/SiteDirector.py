@@ -77,7 +77,7 @@ class SiteDirector(QueueAgent):
     def initialize(self) -> None:
         self.taskQueueDB = self.taskQueueDB or TaskQueueDB()
         self.pilotAgentsDB = self.pilotAgentsDB or PilotAgentsDB()
-        self.workDirectory.mkdir(parents=True, exist_ok=True)
+        super().initialize()
 
     # -- one cycle ---------------------------------------------------------------------------------------
     def execute(self) -> str:
@@ -139,7 +139,7 @@ class SiteDirector(QueueAgent):
         if not result["OK"]:
             self._failed(name, result["Message"])
             return 0
-        self.backoff.pop(name, None)
+        self._recovered(name, "the CE takes pilots")
         self.pilotAgentsDB.addPilotReferences(result["Value"], self.vo, gridType=parameters.get("CEType", ""),
                                               pilotStampDict=result.get("PilotStampDict", {}),
                                               destinationSite=parameters["GridCE"], queue=parameters["Queue"],
@@ -201,8 +201,7 @@ class SiteDirector(QueueAgent):
             if not statuses["OK"]:
                 self._failed(name, f"cannot read pilot statuses: {statuses['Message']}")
                 continue
-            if self.backoff.pop(name, None):
-                self.log.info("queue %s: its CE answers again", name)
+            self._recovered(name, "its CE answers")
             for ref, status in statuses["Value"].items():
                 if status == known[ref]["Status"] or status == "Unknown":
                     continue
