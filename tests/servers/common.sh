@@ -59,3 +59,12 @@ stop_pid() {  # stop_pid PIDFILE NAME TENTHS: SIGTERM, SIGKILL after TENTHS tent
     fi
     rm -f "$1"
 }
+
+running_with_ca() {  # running_with_ca CA: 0 when the script's server runs with a certificate of CA; else it is
+    # stopped (another CA is wanted, or it is half up), to be started afresh. Uses the script's running and stop.
+    if running && [ "$(cat "$STATE/ca-dir" 2>/dev/null)" = "$1" ]; then
+        return 0
+    fi
+    stop
+    return 1
+}

@@ -77,16 +77,10 @@ EOF
 }
 
 start() {
-    local ca
-    ca="$(wanted_ca)"
-    if running; then
-        if [ "$(cat "$STATE/ca-dir" 2>/dev/null)" = "$ca" ]; then
-            settings
-            return 0
-        fi
-        stop  # another CA is wanted: restart with a certificate of that one
+    if running_with_ca "$(wanted_ca)"; then
+        settings
+        return 0
     fi
-    stop
     install_server
     mkdir -p "$STATE/data"
     keep_port "$STATE/port" "${DIRAC_TEST_S3_PORT:-}"

@@ -126,16 +126,11 @@ start_server() {  # start_server NAME
 }
 
 start() {
-    local ca name
-    ca="$(wanted_ca)"
-    if running; then
-        if [ "$(cat "$STATE/ca-dir" 2>/dev/null)" = "$ca" ]; then
-            settings
-            return 0
-        fi
-        stop  # another CA is wanted: restart with a certificate of that one
+    local name
+    if running_with_ca "$(wanted_ca)"; then
+        settings
+        return 0
     fi
-    stop
     install_server
     mkdir -p "$STATE/data/store" "$STATE/data/readonly" "$STATE/run"
     chmod 755 "$STATE" "$STATE/data"
