@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 from dirac.ConfigurationSystem.Client.CSAPI import CSAPI
 from dirac.Core.Config import Registry, gConfig
+from dirac.Core.Utilities.ForkServer import ForkServer
 
 
 def test_client_reads_the_registry_from_the_configuration_service(grid):
@@ -70,3 +74,37 @@ def test_history_and_rollback(grid):
     assert rolled["OK"], rolled
     assert api.initialize()["OK"]
     assert api.getOption("/Test/Rollback/Value") == "before"
+
+
+def test_fork_server_children_start_with_its_configuration_and_get_changes_through_it(grid, tmp_path, monkeypatch):
+    refresh = tmp_path / "refresh.cfg"
+    refresh.write_text("DIRAC\n{\n  Configuration\n  {\n    RefreshTime = 3\n  }\n}\n")
+    monkeypatch.setenv("DIRACSYSCONFIG", f"{os.environ['DIRACSYSCONFIG']},{refresh}")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # forked_configuration.py
+    server = ForkServer(["forked_configuration"], initializer="dirac.Core.Config:gConfig.loadForForking")
+
+    def start(name: str):
+        (tmp_path / name).mkdir()
+        return server.run("forked_configuration:describe", ["/Test/Forked/Stamp"], tmp_path / name, dict(os.environ),
+                          tmp_path / name / "out", tmp_path / name / "err")
+
+    def seen(name: str, child) -> dict:
+        assert child.wait(60) == 0, (tmp_path / name / "err").read_text()
+        return json.loads((tmp_path / name / "out").read_text())
+
+    try:
+        children = {name: start(name) for name in ("a", "b")}  # forked back to back, well within RefreshTime
+        first, second = (seen(name, child) for name, child in children.items())
+        assert first["version"] == gConfig.getVersion() and first["value"] == ""
+        assert first["lastAnswer"] == second["lastAnswer"] > 0, "a child fetched the configuration on its own"
+        assert first["refresherRunning"] and second["refresherRunning"]
+        stamp = f"stamp-{time.time()}"
+        api = CSAPI()
+        assert api.initialize()["OK"]
+        api.setOption("/Test/Forked/Stamp", stamp)
+        assert api.commit()["OK"]
+        time.sleep(3.2)  # the server's copy is now due: it is refreshed before the next fork
+        third = seen("c", start("c"))
+        assert third["value"] == stamp and third["lastAnswer"] > first["lastAnswer"]
+    finally:
+        server.close(10)

@@ -3,6 +3,12 @@
 The first read loads the local CFG files (``--cfg`` files, then ``$DIRACSYSCONFIG``, else
 ``~/.dirac/dirac.cfg``); when ``/DIRAC/Configuration/Servers`` is set, it also fetches the
 central configuration and starts a background refresher (see ``Refresher``).
+
+Forking: a process that forks children (a fork server) calls ``loadForForking()``: the
+configuration is loaded and merged once, without a refresher thread, and refreshed just before a
+fork when it is due. A forked child gets new locks and a refresher thread of its own (``os.fork``
+handlers registered with ``gConfig``), so it starts with its parent's configuration and keeps it
+fresh as a process of its own would.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class ConfigurationClient:
         self._localLoaded = False
         self._remoteStarted = False
         self._ready = False  # local files read and the central configuration fetched once
+        self._background = True  # whether the refresher runs in a thread (not in a fork server)
         self.refresher = None
 
     # -- initialisation ----------------------------------------------------------------------
@@ -118,8 +125,31 @@ class ConfigurationClient:
                 from dirac.Core.Config.Refresher import Refresher
 
                 self.refresher = Refresher(self, servers)
-                self.refresher.start()
+                self.refresher.start(background=self._background)
             self._ready = True
+
+    def loadForForking(self) -> None:
+        """Load and merge the whole configuration now, with no refresher thread: this process forks children."""
+        with self._lock:
+            self._background = False
+        self._ensure()
+        self.data.merged  # noqa: B018 - merged once here rather than in every child
+
+    def beforeFork(self) -> None:
+        """(``os.fork`` handler) In a process without a refresher thread, refresh a configuration that is due."""
+        refresher = self.refresher
+        if refresher is not None and not refresher.running and refresher.due:
+            result = refresher.refreshNow()
+            if not result["OK"]:
+                log.warning("Configuration refresh before a fork failed: %s", result["Message"])
+
+    def afterForkInChild(self) -> None:
+        """(``os.fork`` handler) In the child: locks of its own and, if the parent had a refresher, a running one."""
+        self._lock = threading.RLock()
+        self.data.afterFork()
+        self._background = True
+        if self.refresher is not None:
+            self.refresher.afterFork()
 
     @property
     def cfg(self) -> CFG:

@@ -52,11 +52,20 @@ class ConfigurationData:
         self._remote = CFG()
         self._merged: CFG | None = None
         self.localFiles: list[Path] = []
+        self._signatures: dict[Path, tuple[int, int]] = {}  # (mtime, size) of each local file when loaded
 
     # -- loading ---------------------------------------------------------------------------
     def loadLocalFile(self, path: str | Path) -> None:
-        """Merge a CFG file into the local layer; a file that cannot be parsed is an error."""
+        """Merge a CFG file into the local layer (nothing to do if it was loaded and has not changed since);
+        a file that cannot be parsed is an error."""
         path = Path(path)
+        try:
+            stat = path.stat()
+            signature = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            signature = None
+        if signature is not None and self._signatures.get(path) == signature:
+            return  # merging the same options again would change nothing, and would undo the merged view
         try:
             cfg = CFG().loadFromFile(str(path))
         except Exception as exc:  # diraccfg raises plain exceptions on bad syntax
@@ -64,6 +73,8 @@ class ConfigurationData:
         with self._lock:
             self._local = self._local.mergeWith(cfg)
             self.localFiles.append(path)
+            if signature is not None:
+                self._signatures[path] = signature
             self._merged = None
 
     def loadLocalBuffer(self, text: str) -> None:
@@ -81,6 +92,10 @@ class ConfigurationData:
         with self._lock:
             self._remote = cfg
             self._merged = None
+
+    def afterFork(self) -> None:
+        """In a forked child: a lock of its own (another thread of the parent may have held it)."""
+        self._lock = threading.RLock()
 
     def reset(self) -> None:
         """Forget everything (tests and re-initialisation)."""

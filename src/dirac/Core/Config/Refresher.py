@@ -4,6 +4,11 @@ Every ``/DIRAC/Configuration/RefreshTime`` seconds (default 300) it asks a Confi
 Server for ``getCompressedDataIfNewer(currentVersion)``: the server answers with only its
 version when nothing changed, so a refresh costs one small call. The last configuration
 received is cached on disk and used when no server answers at start-up.
+
+A process that forks children which should not each fetch the whole configuration (a fork
+server) loads it without the background thread (``start(background=False)``) and refreshes it
+before a fork once it is older than the refresh time; a forked child gets a thread of its own,
+whose first refresh comes when the data it inherited is due (see ``ConfigurationClient``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import os
 import random
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,13 +50,25 @@ class Refresher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fetchLock = threading.Lock()
+        #: time.monotonic() of the last answer of a Configuration Server (0: none yet)
+        self.lastAnswer = 0.0
 
     @property
     def interval(self) -> float:
         return max(0.2, self.config.getValue("/DIRAC/Configuration/RefreshTime", 300.0))
 
-    def start(self) -> None:
-        """Fetch once now (falling back to the disk cache), then refresh in the background."""
+    @property
+    def running(self) -> bool:
+        """Whether the background thread refreshes the configuration in this process."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def due(self) -> bool:
+        """Whether the configuration is older than the refresh time."""
+        return time.monotonic() - self.lastAnswer >= self.interval
+
+    def start(self, background: bool = True) -> None:
+        """Fetch once now (falling back to the disk cache), then (``background``) refresh in a thread."""
         result = self.refreshNow()
         if not result["OK"]:
             cached = cacheFile(self.servers)
@@ -59,17 +77,29 @@ class Refresher:
                 self.config.data.setRemote(CFG().loadFromFile(str(cached)))
             else:
                 log.error("No Configuration Server answered: %s", result["Message"])
-        self._thread = threading.Thread(target=self._loop, name="CSRefresher", daemon=True)
+        if background:
+            self._startThread(self.interval)
+
+    def _startThread(self, firstDelay: float) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(firstDelay,), name="CSRefresher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+    def afterFork(self) -> None:
+        """In a forked child: locks of its own, and a thread whose first refresh is when the inherited data is due."""
+        self._stop = threading.Event()
+        self._fetchLock = threading.Lock()
+        self._startThread(max(0.0, self.lastAnswer + self.interval - time.monotonic()))
+
+    def _loop(self, firstDelay: float) -> None:
+        delay = firstDelay
+        while not self._stop.wait(delay):
             result = self.refreshNow()
             if not result["OK"]:
                 log.warning("Configuration refresh failed: %s", result["Message"])
+            delay = self.interval
 
     def refreshNow(self) -> DReturnType[str]:
         """Ask the servers (in random order) for a newer configuration; S_OK(version)."""
@@ -84,6 +114,7 @@ class Refresher:
                     errors.append(f"{url}: {result['Message']}")
                     continue
                 answer = result["Value"]
+                self.lastAnswer = time.monotonic()
                 if "data" in answer:
                     text = zlib.decompress(base64.b64decode(answer["data"])).decode()
                     cfg = CFG().loadFromBuffer(text)

@@ -43,6 +43,15 @@ UNREACHABLE = DErrno.EDISET
 _sessions = threading.local()
 
 
+def _forgetSessions() -> None:
+    """In a forked child: never use the parent's connections (their TLS state belongs to the parent)."""
+    global _sessions
+    _sessions = threading.local()
+
+
+os.register_at_fork(after_in_child=_forgetSessions)
+
+
 def useAccessTokens() -> bool:
     """Whether clients call with the user's access token by default (``$DIRAC_USE_ACCESS_TOKEN``, else
     ``/DIRAC/Security/UseTokens``) rather than with a proxy."""

@@ -4,7 +4,9 @@ A fresh interpreter that imports the client costs some tenths of a second of CPU
 fork of a process that has already imported it costs a few milliseconds. The server is a fresh,
 single-threaded interpreter started as ``sys.executable -m dirac.Core.Utilities.ForkServer``: it
 never holds its caller's threads, locks or credentials, so forking it is safe. It imports the
-``preload`` modules once, then for each ``run()`` forks a child that
+``preload`` modules once and calls the ``initializer`` if there is one (e.g. loading the
+configuration once for every child: ``dirac.Core.Config:gConfig.loadForForking``), then for each
+``run()`` forks a child that
 
 - leads a new session (its own process group, like ``start_new_session=True``),
 - takes the given working directory and the given environment (the whole of it),
@@ -89,8 +91,9 @@ class ForkedProcess:
 class ForkServer:
     """The caller's side: starts the server process, asks it for children, follows their ends."""
 
-    def __init__(self, preload: Iterable[str] = ()):
+    def __init__(self, preload: Iterable[str] = (), initializer: str | None = None):
         self.preload = list(preload)
+        self.initializer = initializer
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._cond = threading.Condition()
@@ -112,7 +115,8 @@ class ForkServer:
             ours, theirs = socket.socketpair()
             try:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "dirac.Core.Utilities.ForkServer", str(theirs.fileno()), *self.preload],
+                    [sys.executable, "-m", "dirac.Core.Utilities.ForkServer", str(theirs.fileno()),
+                     self.initializer or "-", *self.preload],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
             except OSError as exc:
                 ours.close()
@@ -228,6 +232,15 @@ def _followOrphans(orphans: dict[int, ForkedProcess]) -> None:
 
 
 # -- the server process --------------------------------------------------------------------------------
+def resolve(target: str) -> Any:
+    """The object named by 'package.module:name.attribute'."""
+    module, _, path = target.partition(":")
+    found: Any = importlib.import_module(module)
+    for name in path.split("."):
+        found = getattr(found, name)
+    return found
+
+
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message).encode() + b"\n")
 
@@ -269,9 +282,8 @@ def _runChild(request: dict[str, Any], serverFiles: list[Any], serverFDs: list[i
     os.close(ready)
     code = 1
     try:
-        module, _, function = request["target"].partition(":")
         sys.argv = [request["target"], *request["argv"]]
-        result = getattr(importlib.import_module(module), function)(request["argv"])
+        result = resolve(request["target"])(request["argv"])
         code = 0 if result is None else int(result)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
@@ -305,11 +317,13 @@ def _reapChildren(sock: socket.socket | None, block: bool = False) -> int:
                 sock = None
 
 
-def serve(fd: int, preload: list[str]) -> int:
+def serve(fd: int, initializer: str | None, preload: list[str]) -> int:
     """The server's loop: fork a child per request, report each child's exit, stop at the end of input."""
     sock = socket.socket(fileno=fd)
     for name in preload:
         importlib.import_module(name)
+    if initializer:
+        resolve(initializer)()
     wakeRead, wakeWrite = os.pipe()
     os.set_blocking(wakeRead, False)
     os.set_blocking(wakeWrite, False)
@@ -370,4 +384,4 @@ def _fork(request: dict[str, Any], sock: socket.socket, serverFiles: list[Any], 
 
 
 if __name__ == "__main__":
-    sys.exit(serve(int(sys.argv[1]), sys.argv[2:]))
+    sys.exit(serve(int(sys.argv[1]), None if sys.argv[2] == "-" else sys.argv[2], sys.argv[3:]))

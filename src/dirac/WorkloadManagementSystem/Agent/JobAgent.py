@@ -69,7 +69,10 @@ JOBWRAPPER_MODULES = [JOBWRAPPER_SCRIPT, "dirac.WorkloadManagementSystem.JobWrap
                       "dirac.WorkloadManagementSystem.JobWrapper.Settings",
                       "dirac.WorkloadManagementSystem.Client.WMSClients",
                       "dirac.WorkloadManagementSystem.Client.SandboxStoreClient",
-                      "dirac.DataManagementSystem.Client.DataManager", "dirac.Core.Config.Refresher"]
+                      "dirac.DataManagementSystem.Client.DataManager", "dirac.Core.Config.Refresher",
+                      "dirac.Core.Security.X509Chain", "dirac.Core.Security.X509", "_strptime"]
+#: the configuration is fetched once by the fork server, and each wrapper refreshes it on its own from then on
+JOBWRAPPER_FORKSERVER_INIT = "dirac.Core.Config:gConfig.loadForForking"
 
 
 def localSite(option: str, default: Any) -> Any:
@@ -128,7 +131,7 @@ class JobAgent(AgentModule):
         self.proxyManager = self.proxyManager or ProxyManagerClient()
         self.jobManager = self.jobManager or JobManagerClient()
         if self.am_getOption("JobWrapperForkServer") and hasattr(self.innerCE, "setForkServer"):
-            self.forkServer = ForkServer(JOBWRAPPER_MODULES)
+            self.forkServer = ForkServer(JOBWRAPPER_MODULES, JOBWRAPPER_FORKSERVER_INIT)
             self.forkServer.start()  # it imports while the first job is asked for
             self.innerCE.setForkServer(self.forkServer)
         self.workingDirectory.mkdir(parents=True, exist_ok=True)

@@ -94,7 +94,7 @@ def test_threads_reading_first_wait_for_the_central_configuration(tmp_path, monk
 
     from dirac.Core.Config import Refresher
 
-    def slowStart(self) -> None:
+    def slowStart(self, background: bool = True) -> None:
         time.sleep(0.5)  # a Configuration Server answering slowly
         self.config.data.setRemote(CFG().loadFromBuffer("Systems\n{\n  Test\n  {\n    Option = central\n  }\n}\n"))
 
