@@ -5,6 +5,7 @@ Imported by the system test modules (``tests/system/conftest.py`` puts this dire
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from diraccfg import CFG
 from dirac.Core.Config import gConfig
 from dirac.Core.Config.ConfigurationData import setOption
 from dirac.FrameworkSystem.Logic.Instance import Instance
+from dirac.WorkloadManagementSystem.Agent.QueueAgent import QUEUE_STATE_FILE
 from dirac.WorkloadManagementSystem.Client.PilotManagerClient import PilotLoggingClient, PilotManagerClient
 from dirac.WorkloadManagementSystem.Client.WMSClients import JobManagerClient, JobMonitoringClient
 
@@ -156,6 +158,50 @@ def waitForLog(instance: Instance, text: str, timeout: float = 60, since: int = 
             return log
         assert time.monotonic() < deadline, f"{text!r} not in the grid's log after {timeout} s:\n{log[-3000:]}"
         time.sleep(0.5)
+
+
+def waitForLogLine(instance: Instance, *parts: str, timeout: float = 60, since: int = 0) -> str:
+    """The first line of the grid's log after offset ``since`` that contains every one of ``parts``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = instance.logFile.read_text(errors="replace")[since:]
+        line = next((line for line in log.splitlines() if all(part in line for part in parts)), None)
+        if line is not None:
+            return line
+        assert time.monotonic() < deadline, f"no line with {parts} in the grid's log after {timeout} s:\n{log[-3000:]}"
+        time.sleep(0.5)
+
+
+def logOffset(instance: Instance) -> int:
+    """Where the grid's log ends now (to look only at what comes after)."""
+    return len(instance.logFile.read_text(errors="replace"))
+
+
+def queueStates(instance: Instance) -> dict[str, dict]:
+    """The SiteDirector's failing queues ({queue: {reason, failures, delay, since, ...}}) from its queues.json."""
+    return json.loads((instance.root / "run" / "SiteDirector" / QUEUE_STATE_FILE).read_text())
+
+
+def assertQueueBacksOff(instance: Instance, queue: str, reason: str, since: int) -> None:
+    """The SiteDirector failed on ``queue`` twice in a row with ``reason``, leaving it alone 3 then 6 s
+    (``FailedQueueBackoff`` 3 of ``tuning``), and its queues.json says so."""
+    for failure, delay in ((1, 3), (2, 6)):
+        line = waitForLogLine(instance, f"queue {queue}:", f"(failure {failure} in a row)", since=since)
+        assert reason in line and f"leaving it alone for {delay} s" in line, line
+    state = queueStates(instance)[queue]
+    assert state["failures"] >= 2 and reason in state["reason"], state
+
+
+def assertQueueRecovers(instance: Instance, queue: str, jobID: int, scheme: str, since: int) -> None:
+    """Job ``jobID`` runs to Done in pilots of ``queue`` (references ``<scheme>://<CE>/...``), the recovery
+    is logged and the queue has left queues.json."""
+    final = waitFor([jobID], timeout=120)[jobID]
+    assert final["Status"] == "Done", final
+    prefix = f"{scheme}://{queue.split('/')[0]}/"
+    assert pilotsOf(jobID) and all(ref.startswith(prefix) for ref in pilotsOf(jobID)), pilotsOf(jobID)
+    line = waitForLogLine(instance, f"queue {queue}: the CE takes pilots again after", since=since)
+    assert "back-off reset" in line, line
+    assert queue not in queueStates(instance)
 
 
 # -- computing elements of the CE test modules ---------------------------------------------------------

@@ -19,10 +19,13 @@ from pathlib import Path
 import psutil
 import pytest
 from gridtools import (
+    assertQueueBacksOff,
+    assertQueueRecovers,
     ceOptions,
     grantClient,
     jdl,
     knownHosts,
+    logOffset,
     pilotsOf,
     runningServer,
     serverScript,
@@ -138,6 +141,22 @@ def test_a_rejected_key_backs_the_queue_off_with_the_reason_until_the_key_is_rep
     final = waitFor([jobID], timeout=180)[jobID]
     assert final["Status"] == "Done", final
     assert all(ref.startswith("sshhost://ssh.badkey/") for ref in pilotsOf(jobID))
+
+
+def test_a_host_unreachable_at_submission_backs_the_queue_off_with_the_reason_until_it_is_back(site: SSHSite
+                                                                                               ) -> None:
+    queue = "ssh.host/default"
+    since = logOffset(site.instance)
+    before = PilotManagerClient().countPilots({"DestinationSite": "ssh.host"})["Value"]
+    assert serverScript("sshd", "stop").returncode == 0
+    try:
+        [jobID] = submit(jdl("/bin/echo", "after the outage", Site=f'"{SITES["ssh.host"]}"'))
+        assertQueueBacksOff(site.instance, queue, "connection refused", since)
+        assert PilotManagerClient().countPilots({"DestinationSite": "ssh.host"})["Value"] == before
+        assert waitFor([jobID], done=("Waiting",), timeout=5)[jobID]["Status"] == "Waiting"
+    finally:
+        assert serverScript("sshd", "start").returncode == 0
+    assertQueueRecovers(site.instance, queue, jobID, "sshhost", since)
 
 
 def test_a_host_going_down_mid_job_aborts_its_pilot_and_the_job_is_rescheduled_when_it_is_back(site: SSHSite

@@ -126,7 +126,7 @@ class SiteDirector(QueueAgent):
         running = self.pilotAgentsDB.countPilots({**where, "Status": [RUNNING]})
         available = ce.available()
         if not available["OK"]:
-            raise DiracError(f"queue {name}: cannot tell its free slots: {available['Message']}")
+            raise DiracError(f"cannot tell its free slots: {available['Message']}")  # _failed names the queue
         toSubmit = min(jobs - waiting, ce.maxWaitingJobs - waiting if ce.maxWaitingJobs else jobs,
                        ce.maxTotalJobs - waiting - running, int(self.am_getOption("MaxPilotsToSubmit")),
                        available["Value"])

@@ -23,7 +23,8 @@ EPILOG = """exit codes:
   2  bad command line, job.json or JobWrapper configuration: nothing was run
   5  the job was killed from the server: its status is the server's
   6  some reports could not be delivered: they are in JobWrapperPendingReports.json
-  128+N  the wrapper was stopped by signal N (the job is reported Failed if the server can be reached)"""
+  128+N  the wrapper was stopped by signal N from outside DIRAC: the job is reported Failed / Received Kill
+         signal and rescheduled (or the reschedule is left in JobWrapperPendingReports.json)"""
 
 
 def main(argv: list[str] | None = None) -> int:
