@@ -61,6 +61,7 @@ class RecordingJobStateClient:
         self.heartBeats: list[tuple[dict, dict]] = []
         self.commands = commands or {}
         self.down = False
+        self.calls: list[tuple[str, list[str]]] = []  # (method, the minor statuses or parameter names it carried)
 
     def _unreachable(self) -> dict:
         return S_ERROR(DErrno.EDISET, "cannot reach WorkloadManagement/JobStateUpdate: connection refused")
@@ -70,18 +71,21 @@ class RecordingJobStateClient:
         if self.down:
             return self._unreachable()
         self.records += [statusDict[stamp] for stamp in sorted(statusDict)]
+        self.calls.append(("setJobStatusBulk", [statusDict[stamp].get("MinorStatus", "") for stamp in sorted(statusDict)]))
         return S_OK({})
 
     def setJobParameters(self, jobID: int, parameters: list) -> dict:
         if self.down:
             return self._unreachable()
         self.parameters.update(dict(parameters))
+        self.calls.append(("setJobParameters", [name for name, _ in parameters]))
         return S_OK()
 
     def sendHeartBeat(self, jobID: int, dynamicData: dict, staticData: dict) -> dict:
         if self.down:
             return self._unreachable()
         self.heartBeats.append((dynamicData, staticData))
+        self.calls.append(("sendHeartBeat", []))
         commands, self.commands = self.commands, {}
         return S_OK(commands)
 
@@ -119,14 +123,17 @@ class RecordingSandboxClient:
             (Path(destination) / name).write_text(text)
         return S_OK(list(self.sandboxes[reference]))
 
-    def uploadFilesAsSandbox(self, files: list[Path], sizeLimit: int = 0) -> dict:
+    def uploadFilesAsSandbox(self, files: list[Path], sizeLimit: int = 0, assignTo: dict | None = None) -> dict:
         if self._away():
             return S_ERROR(DErrno.EDISET, "cannot reach WorkloadManagement/SandboxStore: connection refused")
         if self.failUpload:
             return S_ERROR("the sandbox is 11000000 bytes, over the limit of 10485760 bytes")
         for path in files:
             self.uploaded[Path(path).name] = Path(path).read_text() if Path(path).is_file() else "<dir>"
-        return S_OK("SB:SandboxSE|/output/1234.tar.bz2")
+        reference = "SB:SandboxSE|/output/1234.tar.bz2"
+        for entity, sbType in (assignTo or {}).items():
+            self.assigned.append((int(entity.removeprefix("Job:")), [reference], sbType))
+        return S_OK(reference)
 
     def assignSandboxesToJob(self, jobID: int, references: list[str], sbType: str = "Input") -> dict:
         self.assigned.append((jobID, references, sbType))
@@ -201,6 +208,36 @@ def test_successful_job_runs_its_sandbox_script_and_ends_done_with_the_dirac_tra
     assert jobState.heartBeats, "the final heartbeat at least"
     assert "OutputSandboxMissingFiles" not in parameters
     assert not (tmp_path / PENDING_REPORTS_FILE).exists()
+
+
+def test_statuses_are_sent_when_a_long_step_starts_and_parameters_with_the_last_report(tmp_path: Path) -> None:
+    payloadSaw = tmp_path / "saw"  # what the server had been told when the payload ran
+    jobState = RecordingJobStateClient()
+    original = jobState.setJobStatusBulk
+
+    def setJobStatusBulk(jobID: int, statusDict: dict, force: bool = False) -> dict:
+        result = original(jobID, statusDict, force)
+        (tmp_path / "sent").write_text(json.dumps([record.get("MinorStatus", "") for record in jobState.records]))
+        return result
+
+    jobState.setJobStatusBulk = setJobStatusBulk  # type: ignore[method-assign]
+    description = jdl(Executable="/bin/sh", Arguments=f"-c 'cat {tmp_path / 'sent'} > {payloadSaw}'",
+                      StdOutput="std.out", StdError="std.err", OutputSandbox=["std.out"])
+    code, _, sandbox, _ = runWrapper(tmp_path, description, jobState)
+    assert code == EXIT_DONE
+    assert json.loads(payloadSaw.read_text())[-1] == JobMinorStatus.APPLICATION, "Application was sent before it ran"
+    reports = [(method, carried if method == "setJobStatusBulk" else None) for method, carried in jobState.calls
+               if method != "sendHeartBeat"]  # the Watchdog's, and the final one
+    assert reports == [
+        ("setJobStatusBulk", [JobMinorStatus.JOB_INITIALIZATION, JobMinorStatus.APPLICATION]),
+        ("setJobStatusBulk", [JobMinorStatus.APP_SUCCESS, JobMinorStatus.RESOLVING_OUTPUT_SANDBOX,
+                              JobMinorStatus.UPLOADING_OUTPUT_SANDBOX]),
+        ("setJobStatusBulk", [JobMinorStatus.OUTPUT_SANDBOX_UPLOADED, JobMinorStatus.EXEC_COMPLETE]),
+        ("setJobParameters", None),
+    ]
+    assert {"HostName", "ApplicationExitCode", "OutputSandbox"} <= set(jobState.calls[-1][1])
+    assert jobState.heartBeats, "the final heartbeat at least"
+    assert sandbox.assigned == [(JOB_ID, ["SB:SandboxSE|/output/1234.tar.bz2"], "Output")], "assigned with the upload"
 
 
 def test_payload_exiting_3_ends_failed_with_application_errors_and_its_exit_code(tmp_path: Path) -> None:

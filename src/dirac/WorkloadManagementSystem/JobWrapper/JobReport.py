@@ -93,30 +93,31 @@ class JobReport:
             return bool(self._statuses or self._parameters)
 
     # -- sending -----------------------------------------------------------------------------------
-    def flush(self, force: bool = False) -> bool:
-        """One attempt to send everything pending, oldest first; True when nothing is left to send.
+    def flush(self, force: bool = False, withParameters: bool = True) -> bool:
+        """One attempt to send everything pending (only the statuses without ``withParameters``), oldest first;
+        True when nothing is left to send.
 
         After a failure to reach the server, attempts are spaced by a doubling delay (so that a
         job does not wait on a dead server at every step); ``force`` tries at once anyway.
         """
         with self._lock:
-            if not self.pending:
-                return True
+            if not (self._statuses or (withParameters and self._parameters)):
+                return not self.pending
             if not force and time.monotonic() < self._nextAttempt:
                 return False
-            if self._send():
+            if self._send(withParameters):
                 self._nextAttempt, self._backoff = 0.0, self.retryDelay
-                return True
+                return not self.pending
             self._nextAttempt = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, MAX_RETRY_DELAY)
             return False
 
-    def _send(self) -> bool:
-        """Statuses first, then parameters; False when the server could not be reached."""
+    def _send(self, withParameters: bool = True) -> bool:
+        """Statuses first, then (``withParameters``) parameters; False when the server could not be reached."""
         with self._lock:
             if self._statuses and not self._sendStatuses():
                 return False
-            if self._parameters:
+            if withParameters and self._parameters:
                 result = self.client.setJobParameters(self.jobID, self._parameters)
                 if isTransient(result):
                     log.warning("Job %d: %d parameter(s) not sent, will retry: %s", self.jobID,

@@ -163,10 +163,16 @@ class JobWrapper:
         self._interruptible = False
 
     # -- reporting helpers ----------------------------------------------------------------------------
-    def _status(self, status: str = "", minorStatus: str = "", applicationStatus: str = "") -> None:
-        """Report a status change, unless the job was killed (the server's Killed must stay)."""
+    def _status(self, status: str = "", minorStatus: str = "", applicationStatus: str = "", send: bool = False) -> None:
+        """Record a status change, unless the job was killed (the server's Killed must stay).
+
+        Records wait for the next sending: ``send`` when a step that may take a while starts (a
+        transfer, the payload), so that the job shows it meanwhile; the payload's polling loop and the
+        end of the job send whatever waits. Parameters wait for those two."""
         if not self.killed:
-            self.report.setJobStatus(status, minorStatus, applicationStatus)
+            self.report.setJobStatus(status, minorStatus, applicationStatus, sendFlag=False)
+        if send:
+            self.report.flush(withParameters=False)
 
     def _fail(self, minorStatus: str, message: str) -> None:
         """Remember the first failure and say why, as a job parameter too."""
@@ -247,7 +253,7 @@ class JobWrapper:
             ("NumberOfProcessors", self.description.numberOfProcessors),
             ("WorkingDirectory", str(self.workDir)),
             ("JobWrapperPID", os.getpid()),
-        ])
+        ], sendFlag=False)
 
     # -- 2. inputs ------------------------------------------------------------------------------------
     def transferInputSandbox(self) -> None:
@@ -261,7 +267,7 @@ class JobWrapper:
             return
         log.info("Job %d: downloading the input sandbox: %d sandbox(es), %d LFN(s)", self.jobID, len(references),
                  len(lfns))
-        self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX)
+        self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX, send=True)
         for reference in references:
             result = self._whileServerAway("input sandbox download",
                                            lambda ref=reference: self.sandboxClient.downloadSandbox(ref, self.workDir))
@@ -270,7 +276,7 @@ class JobWrapper:
                                       f"cannot download the input sandbox {reference}: {result['Message']}")
             log.info("Job %d: input sandbox %s: %d file(s)", self.jobID, reference, len(result["Value"]))
         if lfns:
-            self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX_LFN)
+            self._status(minorStatus=JobMinorStatus.DOWNLOADING_INPUT_SANDBOX_LFN, send=True)
             self.downloadInputSandboxLFNs([lfn.removeprefix("LFN:") for lfn in lfns])
         others = [entry for entry in entries if not entry.startswith(("SB:", "LFN:"))]
         for name in others:
@@ -297,7 +303,7 @@ class JobWrapper:
         if not self.description.inputData:
             return
         log.info("Job %d: resolving %d input data file(s)", self.jobID, len(self.description.inputData))
-        self._status(minorStatus=JobMinorStatus.INPUT_DATA_RESOLUTION)
+        self._status(minorStatus=JobMinorStatus.INPUT_DATA_RESOLUTION, send=True)
         self.downloadInputData(self.description.inputData)
 
     def downloadInputData(self, lfns: list[str]) -> None:
@@ -361,7 +367,7 @@ class JobWrapper:
         limits = self.watchdogLimits()
         log.info("Job %d: executing %s", self.jobID, command)
         self._status(minorStatus=JobMinorStatus.APPLICATION,
-                     applicationStatus=f"Executing {os.path.basename(self.description.executable)}")
+                     applicationStatus=f"Executing {os.path.basename(self.description.executable)}", send=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(self.stdOutput, "ab") as out:
             err = out if self.stdError == self.stdOutput else open(self.stdError, "ab")
@@ -491,24 +497,21 @@ class JobWrapper:
             log.info("Job %d: no output sandbox file to upload", self.jobID)
             return
         log.info("Job %d: uploading the output sandbox: %d file(s)", self.jobID, len(files))
-        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX)
+        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX, send=True)
         result = self._whileServerAway("output sandbox upload", lambda: self.sandboxClient.uploadFilesAsSandbox(
-            files, self.settings.OutputSandboxLimit))
-        if result["OK"]:
-            reference = result["Value"]
-            result = self._whileServerAway("output sandbox assignment", lambda: self.sandboxClient.assignSandboxesToJob(
-                self.jobID, [reference], "Output"))
+            files, self.settings.OutputSandboxLimit, assignTo={f"Job:{self.jobID}": "Output"}))
         if not result["OK"]:
             raise JobWrapperError(JobMinorStatus.UPLOADING_JOB_OUTPUTS,
                                   f"cannot upload the output sandbox: {result['Message']}")
-        log.info("Job %d: output sandbox uploaded as %s", self.jobID, reference)
+        reference = result["Value"]
+        log.info("Job %d: output sandbox uploaded and assigned as %s", self.jobID, reference)
         self.report.setJobParameter("OutputSandbox", reference, sendFlag=False)
         self._status(minorStatus=JobMinorStatus.OUTPUT_SANDBOX_UPLOADED)
 
     def uploadOutputData(self, lfns: list[str], outputSEs: list[str]) -> None:
         """Store the OutputData files on OutputSE (else a failover SE) and register them."""
         assert self.description is not None
-        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_DATA)
+        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_DATA, send=True)
         self.jobData().upload(lfns, outputSEs, self.description.outputPath)
         self._status(JobStatus.COMPLETING, JobMinorStatus.OUTPUT_DATA_UPLOADED)
 
