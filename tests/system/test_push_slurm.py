@@ -35,6 +35,7 @@ NODE_QUEUE = f"/Resources/Sites/DIRAC/{NODE_SITE}/CEs/{NODE_CE}/Queues/default"
 class PushSite:
     instance: Instance
     area: Path  # the CE's shared area on the "remote" side
+    slurmConf: str
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushSite]:
         }
         try:
             with startedGrid(root, options) as instance:
-                yield PushSite(instance, Path(sshd["SSHD_HOME"]) / areaName)
+                yield PushSite(instance, Path(sshd["SSHD_HOME"]) / areaName, slurm["SLURM_CONF"])
         finally:
             subprocess.run(["scancel", "--quiet", "--name=dirac-pilot"], env={"SLURM_CONF": slurm["SLURM_CONF"],
                            "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60)
@@ -110,6 +111,28 @@ def test_a_failing_pushed_payload_ends_failed_with_its_exit_code(site: PushSite,
     assert Dirac().getJobParameters(jobID)["Value"]["ApplicationExitCode"] == "3"
     assert Dirac().getOutputSandbox(jobID, str(tmp_path))["OK"]
     assert (tmp_path / str(jobID) / "std.err").read_text() == "about to fail\n"
+
+
+def test_a_pushed_job_whose_batch_job_is_cancelled_outside_is_rescheduled_and_runs_again_to_done(
+        site: PushSite, tmp_path: Path) -> None:
+    marker = site.area / f"first-run-{secrets.token_hex(4)}"
+    # the first run sleeps until its batch job is cancelled; the rescheduled one ends at once
+    jobID = submitWithSandbox(tmp_path, f"#!/bin/sh\ntest -e {marker} && echo second run > result.txt && exit 0\n"
+                                        f"touch {marker}\nsleep 300\n")
+    waitFor([jobID], done=("Running",), timeout=180)
+    reference = Dirac().getJobParameters(jobID)["Value"]["Pilot_Reference"]
+    cancelled = subprocess.run(["scancel", reference.rsplit("/", 1)[1]], env={"SLURM_CONF": site.slurmConf,
+                               "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert cancelled.returncode == 0, cancelled.stderr
+    try:
+        final = waitFor([jobID], timeout=240)[jobID]
+    finally:
+        marker.unlink(missing_ok=True)
+    assert final["Status"] == "Done" and int(final["RescheduleCounter"]) == 1, final
+    history = [row[0] for row in Dirac().getJobLoggingInfo(jobID)["Value"]]
+    assert history.index("Failed") < history.index("Rescheduled") < history.index("Received", 1), history
+    assert Dirac().getOutputSandbox(jobID, str(tmp_path))["OK"]
+    assert (tmp_path / str(jobID) / "result.txt").read_text() == "second run\n"
 
 
 def setNodeSlots(slots: int) -> None:

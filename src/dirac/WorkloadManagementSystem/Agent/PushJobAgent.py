@@ -249,9 +249,7 @@ class PushJobAgent(QueueAgent):
         if not result["OK"]:
             self._failed(name, f"Job(s) {', '.join(map(str, jobIDs))}: the CE refused the bundle: {result['Message']}")
             for jobID in jobIDs:
-                rescheduled = self.jobManager.rescheduleJob(jobID)
-                if not rescheduled["OK"]:  # it stays Matched: the StalledJobAgent reschedules it after MatchedTime
-                    self.log.error("Job %d: cannot reschedule it: %s", jobID, rescheduled["Message"])
+                self._reschedule(jobID)  # if not, it stays Matched: the StalledJobAgent reschedules it after MatchedTime
                 shutil.rmtree(self.workDirectory / str(jobID), ignore_errors=True)
             if node:
                 shutil.rmtree(self.workDirectory / node, ignore_errors=True)
@@ -374,6 +372,8 @@ class PushJobAgent(QueueAgent):
             minor = JobMinorStatus.RECEIVED_KILL_SIGNAL if ceStatus == ABORTED else JobMinorStatus.JOB_WRAPPER_EXECUTION
             self._finish(jobID, JobStatus.FAILED, minor, f"{ce.ceName} says {ceStatus}"
                          + (f" ({reason})" if reason else "") + f": {exc}")
+            if ceStatus == ABORTED:  # ended from outside DIRAC (cancelled, pre-empted): as JobWrapper.rescheduleAfterStop
+                self._reschedule(jobID)
             self._forget(jobID)
             return
         exitCode = result.get("ExitCode")
@@ -443,6 +443,14 @@ class PushJobAgent(QueueAgent):
         log = self.log.info if status == JobStatus.DONE else self.log.error
         log("Job %d: %s / %s: %s", jobID, status, minorStatus, detail)
         self._report(jobID, status, minorStatus)
+
+    def _reschedule(self, jobID: int) -> None:
+        """Send the job back for a new attempt (the JobManager sets it Failed past MaxRescheduling)."""
+        rescheduled = self.jobManager.rescheduleJob(jobID)
+        if rescheduled["OK"]:
+            self.log.info("Job %d: rescheduled", jobID)
+        else:
+            self.log.error("Job %d: not rescheduled: %s", jobID, rescheduled["Message"])
 
     def _forget(self, jobID: int) -> None:
         job = self.pushed.pop(jobID, None)
