@@ -11,9 +11,10 @@ from /Systems/Databases/URL and NamePrefix). The databases are throwaway ones, d
 - ``jdl``: 10,000 job descriptions (``--quick`` 1,000) through the submission-side parsing and
   checks: our ``prepareJobs`` against DIRAC 9's JobManager + JobDB steps (ClassAd, JobManifest,
   JobDescriptionModel, checkAndPrepareJob) without the database writes;
-- ``taskqueue``: 100,000 waiting jobs in 1,000 task queues (``--quick`` 5,000 in 100) inserted
-  one per call, then 16 threads matching for 30 s (``--quick`` 10 s): our TaskQueueDB claim
-  against DIRAC's ``TaskQueueDB.matchAndGetJob``, every JobID checked for double matches;
+- ``taskqueue``: 100,000 waiting jobs in 1,000 task queues (100 owners x 10 requirement sets;
+  ``--quick`` 5,000 in 100) inserted one per call, then 16 threads matching for 30 s (``--quick``
+  10 s): our TaskQueueDB claim against DIRAC's ``TaskQueueDB.matchAndGetJob``, every JobID
+  checked for double matches; then, ours only, the whole Matcher.requestJob in process;
 - ``filecatalog``: 100,000 files (``--quick`` 10,000) registered in batches of 5,000, then
   ``getReplicas`` of all of them 10,000 per call: our FileCatalogDB against DIRAC's with the
   FileCatalog service's default managers.

@@ -22,9 +22,9 @@ def main() -> None:
     db = TaskQueueDB()
     jobs = workloads.waitingJobs(settings["jobs"], settings["taskQueues"])
     began = time.perf_counter()
-    for done, (jobID, owner) in enumerate(jobs, start=1):
-        result = db.insertJob(jobID, {"Owner": owner, "OwnerGroup": workloads.GROUP, "JobTypes": ["User"],
-                                      "CPUTime": workloads.WAITING_JOB_CPU_TIME}, 1)
+    for done, (jobID, owner, cpuTime, sites) in enumerate(jobs, start=1):
+        requirements = {"Owner": owner, "OwnerGroup": workloads.GROUP, "JobTypes": ["User"], "CPUTime": cpuTime}
+        result = db.insertJob(jobID, {**requirements, "Sites": sites} if sites else requirements, 1)
         if not result["OK"]:
             raise RuntimeError(f"TaskQueueDB.insertJob({jobID}): {result['Message']}")
         if done % 5000 == 0 or done == len(jobs):

@@ -41,13 +41,14 @@ def main() -> None:
 
     settings = workloads.settings()
     db, jobDB = TaskQueueDB(), JobDB()
-    owners = [owner for _, owner in workloads.waitingJobs(settings["jobs"], settings["taskQueues"])]
+    jobs = workloads.waitingJobs(settings["jobs"], settings["taskQueues"])
+    owners = [owner for _, owner, _, _ in jobs]
     jobIDs = [jobID for start in range(0, len(owners), 5000)
               for jobID in jobDB.insertNewJobs(waitingJobRecords(owners[start:start + 5000]))]
     began = time.perf_counter()
-    for done, (jobID, owner) in enumerate(zip(jobIDs, owners, strict=True), start=1):
+    for done, (jobID, (_, owner, cpuTime, sites)) in enumerate(zip(jobIDs, jobs, strict=True), start=1):
         db.insertJob(jobID, {"Owner": owner, "OwnerGroup": workloads.GROUP, "VO": workloads.VO, "JobType": "User",
-                             "CPUTime": workloads.WAITING_JOB_CPU_TIME}, 1)
+                             "CPUTime": cpuTime, "Sites": sites}, 1)
         if done % 5000 == 0 or done == len(jobIDs):
             workloads.progress(done, len(jobIDs), "waiting jobs inserted by our TaskQueueDB.insertJob")
     insertRate = len(jobIDs) / (time.perf_counter() - began)

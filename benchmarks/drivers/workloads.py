@@ -25,7 +25,6 @@ SE = "ONEBOX-disk"
 #: the pilot's resource description (also the matcher benchmark's): DIRAC's JobAgent sends this shape
 RESOURCE = {"Site": "DIRAC.OneBox.local", "GridCE": "onebox.local", "CPUTime": 86400, "NumberOfProcessors": 1,
             "Platform": "x86_64-el9", "Tag": []}
-WAITING_JOB_CPU_TIME = 1000
 PER_DIRECTORY = 1_000
 
 
@@ -81,9 +80,26 @@ def submitAll(submit: Callable[[int, str], Any]) -> None:
 
 
 # -- (b) waiting jobs in task queues -----------------------------------------------------------------
-def waitingJobs(count: int, taskQueues: int) -> list[tuple[int, str]]:
-    """(JobID, owner) of ``count`` waiting jobs spread round-robin over ``taskQueues`` owners (one queue each)."""
-    return [(jobID, f"bench{(jobID - 1) % taskQueues:05d}") for jobID in range(1, count + 1)]
+#: requirement sets each owner's jobs come in: 5 CPU times (a different CPU-time segment in both
+#: TaskQueueDBs) x anywhere or at the pilot's site; all of them fit the pilot of RESOURCE
+REQUIREMENT_SETS = [(cpuTime, sites) for cpuTime in (300, 1000, 3000, 20000, 40000)
+                    for sites in ([], [RESOURCE["Site"]])]
+
+
+def waitingJobs(count: int, taskQueues: int) -> list[tuple[int, str, int, list[str]]]:
+    """(JobID, owner, CPUTime, Sites) of ``count`` waiting jobs spread round-robin over ``taskQueues`` queues.
+
+    The queues are ``taskQueues // 10`` owners (one group) x REQUIREMENT_SETS, not one owner each:
+    at each new owner DIRAC's insertJob re-prioritises every owner's queues of the group, which
+    with 1,000 owners alone takes longer than the whole benchmark (docs/performance.md).
+    """
+    owners = max(1, taskQueues // len(REQUIREMENT_SETS))
+    jobs = []
+    for jobID in range(1, count + 1):
+        queue = (jobID - 1) % (owners * len(REQUIREMENT_SETS))
+        cpuTime, sites = REQUIREMENT_SETS[queue // owners]
+        jobs.append((jobID, f"bench{queue % owners:05d}", cpuTime, sites))
+    return jobs
 
 
 # -- (c) catalog files ------------------------------------------------------------------------------
