@@ -199,7 +199,8 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, DB):
         missing = wanted - set(ids)
         failed: dict[str, str] = {}
         if missing:
-            clashes = {p for p in missing if pathHash(p) in self._existingFileHashes(conn, missing)}
+            fileHashes = self._existingFileHashes(conn, missing)
+            clashes = {p for p in missing if pathHash(p) in fileHashes}
             for path, chain in chains.items():
                 clash = next((p for p in chain if p in clashes), None)
                 if clash is not None:
