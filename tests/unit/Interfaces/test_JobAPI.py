@@ -75,3 +75,32 @@ def test_invalid_values_are_refused_and_remembered():
     assert not j.setExecutable("  ")["OK"]
     assert not j.setNumberOfProcessors(0)["OK"]
     assert len(j.errors) == 4
+
+
+def test_input_data_policy_is_diracs_module_and_a_fallback_is_a_list_of_them():
+    from dirac.Core.Config import gConfig
+
+    gConfig.initialize(cfgFiles=[], fetchRemote=False, options={})
+    j = Job()
+    assert j.setInputDataPolicy("protocol")["OK"]
+    assert parse(j).getAttributeString("InputDataPolicy") == "DIRAC.WorkloadManagementSystem.Client.InputDataByProtocol"
+    assert j.setInputDataPolicy(["Protocol", "Download"])["OK"]
+    assert parse(j).getAttributeString("InputDataPolicy") == (
+        "DIRAC.WorkloadManagementSystem.Client.InputDataByProtocol, "
+        "DIRAC.WorkloadManagementSystem.Client.DownloadInputData")
+    assert j.setInputDataPolicy("Download", dataScheduling=False)["OK"]
+    assert parse(j).getAttributeString("DisableDataScheduling") == "True"
+    assert j.errors == []
+    assert "may only be disabled with the Download policy" in j.setInputDataPolicy("Protocol", False)["Message"]
+    assert "'Stream' is not one of Download, Protocol" in j.setInputDataPolicy("Stream")["Message"]
+    assert len(j.errors) == 2
+
+
+def test_input_data_policy_short_names_stand_for_the_operations_options_when_set():
+    from dirac.Core.Config import gConfig
+
+    gConfig.initialize(cfgFiles=[], fetchRemote=False, options={
+        "/Operations/Defaults/InputDataPolicy/Protocol": "InputDataByProtocol, DownloadInputData"})
+    j = Job()
+    assert j.setInputDataPolicy("Protocol")["OK"]
+    assert parse(j).getAttributeString("InputDataPolicy") == "InputDataByProtocol, DownloadInputData"

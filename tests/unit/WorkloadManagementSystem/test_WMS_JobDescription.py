@@ -62,6 +62,7 @@ def test_prepareJob_appliesCSDefaults() -> None:
     ('[Executable = "/bin/true"; JobType = "Root"]', "jobType 'Root' is not allowed"),
     ('[Executable = "/bin/true"; InputData = {"/other/f"}]', "must start with LFN:/dirac/"),
     ('[Executable = "/bin/true"; Parameters = {"a", "b"}; Parameters.x = {"c"}]', "invalid parametric job"),
+    ('[Executable = "/bin/true"; InputDataPolicy = "Stream"]', "InputDataPolicy: input data policy 'Stream' is not"),
 ])
 def test_badDescriptionIsAClearErrorAndCreatesNoJob(wms, jdl: str, message: str) -> None:
     with pytest.raises(InvalidJDL, match=message):

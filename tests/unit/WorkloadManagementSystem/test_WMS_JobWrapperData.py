@@ -81,11 +81,12 @@ def data(tmp_path: Path, sqlite_url: str, fileSEs: dict[str, Path], addFileSE: C
     return DataGrid(fc, DataManager(InProcessCatalog(fc, ALICE), storageElement=ReadRecordingSE), roots, reads)
 
 
-def runJob(tmp_path: Path, data: DataGrid, **attributes: object) -> tuple[int, RecordingJobStateClient]:
+def runJob(tmp_path: Path, data: DataGrid, script: str = READER, **attributes: object
+           ) -> tuple[int, RecordingJobStateClient]:
     work = tmp_path / "node"
     work.mkdir()
     jobState = RecordingJobStateClient()
-    sandbox = RecordingSandboxClient({"SB:SandboxSE|/in/1.tar.bz2": {"run.sh": READER}})
+    sandbox = RecordingSandboxClient({"SB:SandboxSE|/in/1.tar.bz2": {"run.sh": script}})
     description = {"Executable": "run.sh", "InputSandbox": ["SB:SandboxSE|/in/1.tar.bz2"], **attributes}
     arguments = JobArguments(JobID=JOB_ID, JDL=jdl(**description), Owner="alice", OwnerGroup="dirac_user",
                              VO="dirac", Site=SITE)

@@ -240,6 +240,18 @@ def test_catalogThatDoesNotAnswer_leavesTheJobCheckingForALaterPass(wms, sandbox
     assert _state(wms, plain)[0] == JobStatus.WAITING
 
 
+def test_inputDataWithDataSchedulingDisabled_mayRunAnywhereButItsFilesMustExist(wms, sandboxDB, makeJDL) -> None:
+    _configureSites()
+    [anywhere, lost] = [wms.submit(makeJDL(InputData=[lfn], DisableDataScheduling="True"))[0]
+                        for lfn in ("/dirac/data/f1", "/dirac/data/lost")]
+    _runOnce(wms, sandboxDB, Catalog({"/dirac/data/f1": ["CERN-DISK"]}))
+    assert _state(wms, anywhere)[0] == JobStatus.WAITING
+    tqID = wms.tqDB.getTaskQueueForJob(anywhere)
+    assert wms.tqDB.retrieveTaskQueues([tqID])[tqID]["Sites"] == []
+    assert wms.jobDB.getJobAttribute(anywhere, "Site") == "ANY"
+    _assertFailed(wms, lost, JobMinorStatus.INPUT_NOT_AVAILABLE, "/dirac/data/lost")
+
+
 def test_inputDataAlone_recordsTheSitesHoldingTheData() -> None:
     _configureSites()
     task = OptimizationTask(1, {}, "", inputData=["/dirac/f"])

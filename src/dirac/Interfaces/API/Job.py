@@ -18,7 +18,17 @@ from typing import Any
 
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
 
+from dirac.Core.Config.Operations import getOperationsValue
+from dirac.Core.Utilities.Exceptions import InvalidArgument
 from dirac.Core.Utilities.ReturnValues import S_ERROR, S_OK, DReturnType
+from dirac.WorkloadManagementSystem.Client.InputDataPolicy import (
+    DOWNLOAD,
+    POLICY_SECTION,
+    SHORT_NAMES,
+    modulePath,
+    parsePolicy,
+    policyStep,
+)
 
 DEFAULT_CPU_TIME = 86400
 LOG_LEVELS = ("DEBUG", "VERBOSE", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "FATAL", "ALWAYS")
@@ -163,6 +173,32 @@ class Job:
 
     def setInputData(self, lfns: str | list[str]) -> DReturnType[None]:
         return self._set("InputData", [lfn.removeprefix("LFN:") for lfn in _asList(lfns)])
+
+    def setInputDataPolicy(self, policy: str | list[str], dataScheduling: bool = True) -> DReturnType[None]:
+        """How the job reads its InputData: 'Download' (copied into its working directory), 'Protocol' (read in
+        place through transport URLs on its site's SEs, nothing copied), or both in order ('Protocol, Download':
+        the files Protocol cannot give are downloaded). A short name stands for the Operations option
+        InputDataPolicy/<Name> when set, else for DIRAC's module. ``dataScheduling=False`` (Download only): the
+        job may run anywhere, not only at the sites holding its data."""
+        parts = []
+        try:
+            for name in _asList(policy):
+                step = policyStep(name)
+                short = name.strip().capitalize()
+                configured = getOperationsValue(f"{POLICY_SECTION}/{short}", "") if short.lower() in SHORT_NAMES else ""
+                parts.append(configured or modulePath(step))
+            value = ", ".join(parts)
+            steps = parsePolicy(value)
+        except InvalidArgument as exc:
+            return self._error(f"setInputDataPolicy: {exc.message}")
+        if not dataScheduling and steps != [DOWNLOAD]:
+            return self._error("setInputDataPolicy: scheduling by input data may only be disabled with the "
+                               "Download policy")
+        if not dataScheduling:
+            self.attributes["DisableDataScheduling"] = "True"
+        else:
+            self.attributes.pop("DisableDataScheduling", None)
+        return self._set("InputDataPolicy", value)
 
     def setOutputData(self, lfns: str | list[str], outputSE: str | list[str] | None = None,
                       outputPath: str = "") -> DReturnType[None]:

@@ -27,6 +27,7 @@ class FileStorage(StorageBase):
 
     pluginName = "File"
     protocols = ("file",)
+    transportProtocols = ("file",)
 
     def __init__(self, seName: str, parameters: dict[str, Any], **_clientOptions: Any):
         super().__init__(seName, parameters)

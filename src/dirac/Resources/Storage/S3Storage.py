@@ -155,6 +155,8 @@ class S3Storage(StorageBase):
 
     pluginName = "S3"
     protocols = ("s3", "https", "http")
+    #: pre-signed download URLs (s3:// URLs need the keys)
+    transportProtocols = ("https", "http")
 
     def __init__(self, seName: str, parameters: dict[str, Any], timeout: float | None = None,
                  skipCACheck: bool = False, **rpcOptions: Any):

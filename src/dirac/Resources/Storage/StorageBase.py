@@ -111,6 +111,9 @@ class StorageBase(ABC):
     pluginName: ClassVar[str] = ""
     #: protocols this plug-in can read from and write to (DIRAC's _INPUT/_OUTPUT_PROTOCOLS)
     protocols: ClassVar[tuple[str, ...]] = ()
+    #: protocols in which ``getURL`` gives a transport URL (DIRAC's TURL) that other programs read directly,
+    #: e.g. a job's payload with xrdcp, curl or ROOT; not DIP's, whose URLs name the RPC service
+    transportProtocols: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, seName: str, parameters: dict[str, Any]):
         self.seName = seName

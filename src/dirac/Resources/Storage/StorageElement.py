@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,35 @@ class StorageElement:
     def getURL(self, lfns: str | Iterable[str], protocol: str | None = None) -> BulkAnswer:
         """{lfn: URL} for ``protocol`` (default: the first access protocol)."""
         return self._bulk(READ, _lfnList(lfns), lambda plugin, lfn: plugin.getURL(lfn, protocol), protocol)
+
+    def getTransportURL(self, lfns: str | Iterable[str], protocols: Sequence[str]) -> BulkAnswer:
+        """{lfn: TURL}: the URL a program other than DIRAC (a job's payload) reads the file with, in the first of
+        ``protocols`` that a read plug-in of the SE (AccessProtocols) serves as a transport protocol. S_ERROR
+        (EPROTONOSUPPORT) when none of them does."""
+        valid = self.isValid(READ)
+        if not valid["OK"]:
+            return valid
+        plugins = self._plugins(READ)
+        offers = [(protocol, plugin) for protocol in protocols for plugin in plugins
+                  if protocol in plugin.transportProtocols]
+        if not offers:
+            readWith = ", ".join(f"{plugin.protocol} ({plugin.pluginName})" for plugin in plugins) or "nothing"
+            return S_ERROR(errno.EPROTONOSUPPORT, f"{self.name} gives no transport URL in {', '.join(protocols)} "
+                                                  f"(it is read with {readWith})")
+        successful: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for lfn in _lfnList(lfns):
+            errors = []
+            for protocol, plugin in offers:
+                try:
+                    successful[lfn] = plugin.getURL(lfn, protocol)
+                    break
+                except DiracError as exc:
+                    errors.append(exc.message)
+            else:
+                failed[lfn] = "; ".join(errors)
+                log.warning("%s: no transport URL for %s: %s", self.name, lfn, failed[lfn])
+        return S_OK({"Successful": successful, "Failed": failed})
 
     # -- directories -------------------------------------------------------------------------------------------
     def listDirectory(self, paths: str | Iterable[str]) -> BulkAnswer:

@@ -119,6 +119,7 @@ class WebDAVStorage(StorageBase):
 
     pluginName = "WebDAV"
     protocols = ("https", "davs", "http", "dav")
+    transportProtocols = protocols
 
     def __init__(self, seName: str, parameters: dict[str, Any], timeout: float | None = None,
                  useCertificates: bool | None = None, proxyLocation: str | None = None, token: str | None = None,

@@ -154,6 +154,7 @@ class XROOTStorage(StorageBase):
 
     pluginName = "XROOT"
     protocols = ("root", "xroot")
+    transportProtocols = protocols
 
     def __init__(self, seName: str, parameters: dict[str, Any], timeout: float | None = None,
                  useCertificates: bool | None = None, proxyLocation: str | None = None, **_otherOptions: Any):

@@ -4,7 +4,9 @@ Replicas come from a ``ReplicaResolver`` ({LFN: [SE]}); by default the File Cata
 (``DataManagement/FileCatalog``, ``getReplicas``) when ``/Systems/DataManagement/URLs/FileCatalog``
 is set. SEs map to sites through ``/Resources/Sites/<Grid>/<Site>/SE``. Without a catalog a job
 with input data cannot be placed and is Failed; a catalog that does not answer leaves the job
-Checking for a later pass.
+Checking for a later pass. A job with ``DisableDataScheduling = True`` (DIRAC's, from
+``Job.setInputDataPolicy("Download", dataScheduling=False)``) must still find replicas of all its
+files but may run at any site: it downloads them.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class InputData(Optimizer):
             if missing:
                 task.fail(self.name, JobMinorStatus.INPUT_NOT_AVAILABLE,
                           f"{len(missing)} of {len(lfns)} input file(s) without replica: {_shortList(missing)}")
+                continue
+            if task.jdlFlag("DisableDataScheduling"):  # Job.setInputDataPolicy("Download", dataScheduling=False)
                 continue
             sites = [siteMap.sitesHolding(replicas[lfn]) for lfn in lfns]
             task.siteCandidates = set.intersection(*sites)

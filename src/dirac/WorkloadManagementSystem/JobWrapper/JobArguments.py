@@ -16,6 +16,7 @@ from typing import Any
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
 
 from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.WorkloadManagementSystem.Client.InputDataPolicy import parsePolicy
 
 _KINDS = {int: "an integer", float: "a number", str: "a string"}
 
@@ -124,6 +125,8 @@ class PayloadDescription:
     inputSandbox: list[str] = field(default_factory=list)
     outputSandbox: list[str] = field(default_factory=list)
     inputData: list[str] = field(default_factory=list)
+    #: the steps of the JDL's InputDataPolicy (DOWNLOAD, PROTOCOL), [] when it names none
+    inputDataPolicy: list[str] = field(default_factory=list)
     outputData: list[str] = field(default_factory=list)
     outputSE: list[str] = field(default_factory=list)
     #: where OutputData given as local names go: below the owner's home, or an absolute ``LFN:`` path
@@ -149,6 +152,11 @@ class PayloadDescription:
             if not sep or not name.strip():
                 raise InvalidArgument(f"JDL ExecutionEnvironment entry {entry!r} is not NAME=value")
             environment[name.strip()] = value
+        policy = _strings(classAd, "InputDataPolicy")
+        try:
+            policy = parsePolicy(policy) if policy else []
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"JDL InputDataPolicy: {exc.message}") from None
         processors = max(_number(classAd, "NumberOfProcessors", 0), _number(classAd, "MinNumberOfProcessors", 0), 1)
         return cls(
             executable=_string(classAd, "Executable"),
@@ -158,6 +166,7 @@ class PayloadDescription:
             inputSandbox=_strings(classAd, "InputSandbox"),
             outputSandbox=_strings(classAd, "OutputSandbox"),
             inputData=_strings(classAd, "InputData"),
+            inputDataPolicy=policy,
             outputData=_strings(classAd, "OutputData"),
             outputSE=_strings(classAd, "OutputSE"),
             outputPath=_string(classAd, "OutputPath"),

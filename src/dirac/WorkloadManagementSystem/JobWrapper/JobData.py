@@ -1,8 +1,12 @@
-"""The job's data on the worker node: input files downloaded, output files stored and registered.
+"""The job's data on the worker node: input files downloaded or read in place, output files stored and registered.
 
-* ``InputData`` and the ``LFN:`` entries of ``InputSandbox``: replicas from the File Catalog, downloaded
-  into the working directory (named after the LFN) from the SEs of the job's site first, each checked
-  against the catalog's Adler32 (``DataManager.getFile``).
+* ``InputData``: by the job's input data policy (``Client/InputDataPolicy``): downloaded (below), or read in
+  place through transport URLs on the SEs of the job's site (``InputDataByProtocol``), or the first then
+  the other for the files the first could not make available; the payload finds them all listed in the
+  files ``InputDataByProtocol.writeInputDataFiles`` writes.
+* ``InputData`` downloaded and the ``LFN:`` entries of ``InputSandbox``: replicas from the File Catalog,
+  downloaded into the working directory (named after the LFN) from the SEs of the job's site first, each
+  checked against the catalog's Adler32 (``DataManager.getFile``).
 * ``OutputData`` (local names, globs allowed, or ``LFN:`` paths), ``OutputSE`` and ``OutputPath``: each file
   is stored and registered (``DataManager.putAndRegister``) on the first of the output SEs that takes it,
   else on a failover SE (the ``Tier1-Failover`` SE group). ``putAndRegister`` leaves nothing registered
@@ -21,10 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from dirac.Core.Config import gConfig
+from dirac.Core.Config.Operations import getOperationsValue
 from dirac.Core.Config.Registry import getVOForGroup
+from dirac.Core.Security.Locations import getCAsLocation
+from dirac.Core.Utilities.Exceptions import DiracError
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.DataManagementSystem.Utilities.ResolveSE import getDestinationSEList, getSEsForSite
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
+from dirac.WorkloadManagementSystem.Client.InputDataPolicy import PROTOCOL, inputDataPolicy, localProtocols
+from dirac.WorkloadManagementSystem.JobWrapper.InputDataByProtocol import (
+    InputFile,
+    resolveByProtocol,
+    writeInputDataFiles,
+)
 
 #: DIRAC's SE groups: where user jobs' OutputData go without OutputSE, and where they go when those fail
 DEFAULT_OUTPUT_SE_GROUP = "SE-USER"
@@ -70,8 +83,7 @@ def lfnProblem(lfn: str) -> str | None:
 
 def userLFNPrefix(vo: str) -> str:
     """DIRAC's Operations option ``LFNUserPrefix`` (the VO's, else the defaults', else ``user``)."""
-    return gConfig.getValue(f"/Operations/{vo}/LFNUserPrefix",
-                            gConfig.getValue("/Operations/Defaults/LFNUserPrefix", "user"))
+    return getOperationsValue("LFNUserPrefix", "user", vo)
 
 
 class JobData:
@@ -88,12 +100,9 @@ class JobData:
         self.report = report
 
     # -- input -------------------------------------------------------------------------------------------------
-    def download(self, entries: list[str], failure: str, notAvailable: str, parameter: str) -> dict[str, str]:
-        """Download the files into the working directory, those at the job's site first: {lfn: local path}.
-
-        Files without a replica fail with ``notAvailable`` (the ``MissingLFNs`` parameter lists them), any
-        other problem with ``failure``; ``parameter`` receives the summary, as DIRAC's DownloadInputData."""
-        lfns = list(dict.fromkeys(stripLFN(entry) for entry in entries))
+    def replicas(self, lfns: list[str], failure: str, notAvailable: str) -> dict[str, dict[str, str]]:
+        """{lfn: {SE: PFN}} of the replicas that may be read now; files without one fail with ``notAvailable``
+        (the ``MissingLFNs`` parameter lists them), a catalog that cannot be asked with ``failure``."""
         replicas = self.dm.getActiveReplicas(lfns)
         if not replicas["OK"]:
             raise JobDataError(failure, f"cannot get the replicas of the input files: {replicas['Message']}")
@@ -105,6 +114,12 @@ class JobData:
                                                                  for lfn, why in sorted(problems.items())))
             raise JobDataError(notAvailable, "input file(s) not available: "
                                + "; ".join(f"{lfn}: {why}" for lfn, why in sorted(problems.items())))
+        return replicas["Value"]["Successful"]
+
+    def _download(self, lfns: list[str], replicas: dict[str, dict[str, str]], failure: str,
+                  parameter: str) -> tuple[dict[str, str], dict[str, str]]:
+        """Download ``lfns`` into the working directory, those at the job's site first: ({lfn: local path},
+        {lfn: why not}); ``parameter`` receives the summary, as DIRAC's DownloadInputData."""
         names: dict[str, str] = {}
         for lfn in lfns:
             clash = names.setdefault(os.path.basename(lfn), lfn)
@@ -112,7 +127,7 @@ class JobData:
                 raise JobDataError(failure, f"{clash} and {lfn} would both be {os.path.basename(lfn)} in the "
                                             f"working directory")
         local = getSEsForSite(self.site)
-        atSite = [lfn for lfn, ses in replicas["Value"]["Successful"].items() if set(ses) & set(local)]
+        atSite = [lfn for lfn in lfns if set(replicas.get(lfn, {})) & set(local)]
         log.info("Job %d: downloading %d file(s), %d with a replica at %s (%s)", self.jobID, len(lfns), len(atSite),
                  self.site or "an unknown site", ", ".join(local) or "no SE")
         got = self.dm.getFile(lfns, self.workDir, preferredSEs=local)
@@ -124,20 +139,82 @@ class JobData:
         if failed:
             summary += f"\nFailed to download {len(failed)} LFN(s):\n" + "\n".join(sorted(failed))
         self.report.setJobParameter(parameter, summary, sendFlag=False)
+        return got["Value"]["Successful"], failed
+
+    def download(self, entries: list[str], failure: str, notAvailable: str, parameter: str) -> dict[str, str]:
+        """Download the files into the working directory, those at the job's site first: {lfn: local path}.
+
+        Files without a replica fail with ``notAvailable``, any other problem with ``failure``."""
+        lfns = list(dict.fromkeys(stripLFN(entry) for entry in entries))
+        got, failed = self._download(lfns, self.replicas(lfns, failure, notAvailable), failure, parameter)
         if failed:
             raise JobDataError(failure, "cannot download " + "; ".join(f"{lfn}: {why}"
                                                                      for lfn, why in sorted(failed.items())))
-        return got["Value"]["Successful"]
-
-    def downloadInputData(self, lfns: list[str]) -> dict[str, str]:
-        """The job's InputData into the working directory."""
-        return self.download(lfns, JobMinorStatus.INPUT_DATA_RESOLUTION, JobMinorStatus.INPUT_NOT_AVAILABLE,
-                             "DownloadInputData")
+        return got
 
     def downloadInputSandboxLFNs(self, lfns: list[str]) -> dict[str, str]:
         """The ``LFN:`` entries of the input sandbox into the working directory."""
         failure = JobMinorStatus.FAILED_DOWNLOADING_INPUT_SANDBOX_LFN
         return self.download(lfns, failure, failure, "DownloadInputSandboxLFNs")
+
+    def resolveInputData(self, entries: list[str], jdlPolicy: list[str]) -> dict[str, str]:
+        """Make the InputData available to the payload by the steps of its input data policy (the JDL's, else the
+        site's, else download), each taking the files the previous ones could not; the payload's environment
+        (the files listing them, see ``InputDataByProtocol``). Files no step made available fail the job."""
+        failure = JobMinorStatus.INPUT_DATA_RESOLUTION
+        try:
+            policy, origin = inputDataPolicy(jdlPolicy, self.site, self.vo)
+        except DiracError as exc:
+            raise JobDataError(failure, exc.message) from exc
+        lfns = list(dict.fromkeys(stripLFN(entry) for entry in entries))
+        log.info("Job %d: %d input file(s), policy %s (from %s)", self.jobID, len(lfns), ", ".join(policy), origin)
+        replicas = self.replicas(lfns, failure, JobMinorStatus.INPUT_NOT_AVAILABLE)
+        metadata = self.dm.catalog.getFileMetadata(lfns)
+        if not metadata["OK"]:
+            raise JobDataError(failure, f"cannot get the metadata of the input files: {metadata['Message']}")
+        metadata = metadata["Value"]["Successful"]
+        files: dict[str, InputFile] = {}
+        failed: dict[str, str] = {}
+        for step in policy:
+            left = [lfn for lfn in lfns if lfn not in files]
+            if not left:
+                break
+            if step == PROTOCOL:
+                resolved, failed = self.resolveByProtocol(left, replicas, metadata)
+                files.update(resolved)
+            else:
+                got, failed = self._download(left, replicas, failure, "DownloadInputData")
+                files.update({lfn: InputFile(lfn, path, "", "local", str(metadata.get(lfn, {}).get("GUID") or ""),
+                                             int(metadata.get(lfn, {}).get("Size") or 0),
+                                             str(metadata.get(lfn, {}).get("Checksum") or ""), Downloaded=True)
+                              for lfn, path in got.items()})
+        if failed:
+            raise JobDataError(failure, f"{len(failed)} input file(s) not made available by "
+                               f"{', '.join(policy)}: " + " | ".join(f"{lfn}: {why}" for lfn, why in failed.items()))
+        environment = writeInputDataFiles(self.workDir, [files[lfn] for lfn in lfns])
+        if not os.environ.get("X509_CERT_DIR"):  # for the payload's own readers (xrdcp, curl, davix)
+            environment["X509_CERT_DIR"] = getCAsLocation()
+        return environment
+
+    def resolveByProtocol(self, lfns: list[str], replicas: dict[str, dict[str, str]],
+                          metadata: dict[str, dict[str, Any]]) -> tuple[dict[str, InputFile], dict[str, str]]:
+        """TURLs of ``lfns`` on the SEs of the job's site, in the configured protocols; nothing is downloaded.
+        Parameters: ``InputDataByProtocol`` (file: SE, protocol), DIRAC's ``ProblematicTURLs`` (the failures)."""
+        local = getSEsForSite(self.site)
+        protocols = localProtocols(self.vo)
+        resolved, failed = resolveByProtocol(lfns, replicas, metadata, local, protocols, self.dm.storageElement)
+        log.info("Job %d: %d of %d file(s) by protocol at %s (SEs %s, protocols %s)", self.jobID, len(resolved),
+                 len(lfns), self.site or "an unknown site", ", ".join(local) or "none", ", ".join(protocols))
+        for lfn, why in failed.items():
+            log.warning("Job %d: no TURL for %s: %s", self.jobID, lfn, why)
+        if resolved:
+            self.report.setJobParameter("InputDataByProtocol", f"Resolved {len(resolved)} LFN(s) by protocol:\n"
+                                        + "\n".join(f"{lfn}: {item.SE} ({item.Protocol})"
+                                                    for lfn, item in resolved.items()), sendFlag=False)
+        if failed:
+            self.report.setJobParameter("ProblematicTURLs", "\n".join(
+                f"Failed to obtain TURL for {lfn}: {why}" for lfn, why in failed.items()), sendFlag=False)
+        return resolved, failed
 
     # -- output ------------------------------------------------------------------------------------------------
     def userBase(self) -> str:

@@ -160,6 +160,8 @@ class JobWrapper:
         self.watchdog: Watchdog | None = None
         self.stdOutput: Path | None = None
         self.stdError: Path | None = None
+        #: variables naming the files that list the InputData for the payload (set by resolveInputData)
+        self.inputDataEnvironment: dict[str, str] = {}
         self._interruptible = False
 
     # -- reporting helpers ----------------------------------------------------------------------------
@@ -298,17 +300,15 @@ class JobWrapper:
         self.jobData().downloadInputSandboxLFNs(lfns)
 
     def resolveInputData(self) -> None:
-        """Make the job's InputData available to the payload."""
+        """Make the job's InputData available to the payload, by its input data policy (download, or read in place
+        through transport URLs); the payload's environment names the files listing them."""
         assert self.description is not None
         if not self.description.inputData:
             return
         log.info("Job %d: resolving %d input data file(s)", self.jobID, len(self.description.inputData))
         self._status(minorStatus=JobMinorStatus.INPUT_DATA_RESOLUTION, send=True)
-        self.downloadInputData(self.description.inputData)
-
-    def downloadInputData(self, lfns: list[str]) -> None:
-        """Download the input data into the working directory, from the job's site first."""
-        self.jobData().downloadInputData(lfns)
+        self.inputDataEnvironment = self.jobData().resolveInputData(self.description.inputData,
+                                                                    self.description.inputDataPolicy)
 
     # -- 3. execution ---------------------------------------------------------------------------------
     def prepareCommand(self) -> str:
@@ -339,6 +339,7 @@ class JobWrapper:
             "DIRACJOBID": str(self.jobID),
             "DIRACSITE": self.arguments.Site,
             "DIRAC_PROCESSORS": str(self.description.numberOfProcessors),
+            **self.inputDataEnvironment,
         })
         environment.update(self.description.executionEnvironment)
         return environment

@@ -29,6 +29,8 @@ from DIRACCommon.WorkloadManagementSystem.Utilities.ParametricJob import (
 from pydantic import ValidationError
 
 from dirac.Core.Config import gConfig
+from dirac.Core.Utilities.Exceptions import InvalidArgument
+from dirac.WorkloadManagementSystem.Client.InputDataPolicy import parsePolicy
 from dirac.WorkloadManagementSystem.Logic.Exceptions import InvalidJDL
 
 JOB_MANAGER_SECTION = "/Systems/WorkloadManagement/Services/JobManager"
@@ -86,6 +88,11 @@ def _checkValue(name: str, value: str) -> None:
         raise InvalidJDL(f"JDL attribute {name} must be an integer, not {value}")
     if base in STRING_ATTRIBUTES and not STRING_RE.match(value):
         raise InvalidJDL(f"JDL attribute {name} must be a quoted string, not {value}")
+    if base == "InputDataPolicy":
+        try:
+            parsePolicy(value.strip('"'))
+        except InvalidArgument as exc:
+            raise InvalidJDL(f"JDL attribute InputDataPolicy: {exc.message}") from None
     if base in LIST_ATTRIBUTES and not (STRING_RE.match(value) or LIST_RE.match(value)):
         raise InvalidJDL(f"JDL attribute {name} must be a string or a list of strings, not {value}")
     if base in ("ParameterStart", "ParameterStep", "ParameterFactor") and not NUMBER_RE.match(value):

@@ -174,6 +174,12 @@ class OptimizationTask:
             return []
         return [value for value in self.classAd.getListFromExpression(name) if value.strip()]
 
+    def jdlFlag(self, name: str) -> bool:
+        """Whether a boolean attribute of the JDL is true (``true`` or ``"True"``)."""
+        if self.classAd is None or not self.classAd.lookupAttribute(name):
+            return False
+        return self.classAd.get_expression(name).strip().strip('"').lower() in ("true", "yes", "1")
+
     def inputDataLFNs(self) -> list[str]:
         """The LFNs the job reads (JobDB's InputData table and the JDL's InputData), without 'LFN:'."""
         lfns = set(self.inputData) | {lfn.removeprefix("LFN:") for lfn in self.jdlList("InputData")}

@@ -55,6 +55,24 @@ def test_metadata_exists_size_url_andListing_answerPerLFN(fileSEs, tmp_path) -> 
     assert listing["SubDirs"] == {"/dirac/user/a/alice/data": {}} and listing["Files"] == {}
 
 
+def test_transportURLs_comeInTheFirstProtocolAReadPluginServes_neverFromDIP(fileSEs, addFileSE, tmp_path) -> None:
+    se = StorageElement("SE-A")
+    se.putFile({LFN: makeFile(tmp_path / "f1", b"abc")})
+    assert se.getTransportURL([LFN, "relative"], ["root", "file"])["Value"] == {
+        "Successful": {LFN: f"file://{fileSEs['SE-A']}{LFN}"},
+        "Failed": {"relative": "'relative' is not an absolute path"}}
+    refused = se.getTransportURL(LFN, ["root", "https"])
+    assert refused["Errno"] == errno.EPROTONOSUPPORT
+    assert "SE-A gives no transport URL in root, https (it is read with file (File))" in refused["Message"]
+    gConfig.initialize(cfgFiles=[], fetchRemote=False, options={
+        "/Resources/StorageElements/Both-SE/AccessProtocols": "https",
+        "/Resources/StorageElements/Both-SE/DIP/Host": "127.0.0.1",
+        **{f"/Resources/StorageElements/Both-SE/File/{k}": v for k, v in {"Path": str(fileSEs["SE-A"])}.items()}})
+    both = StorageElement("Both-SE")  # read with DIP only (AccessProtocols): its https URLs need DIRAC's client
+    assert "Both-SE gives no transport URL in https, file (it is read with https (DIP))" in \
+        both.getTransportURL(LFN, ["https", "file"])["Message"]
+
+
 def test_putFile_withAWrongChecksum_storesNothing(fileSEs, tmp_path) -> None:
     local = makeFile(tmp_path / "f1", b"payload")
     result = StorageElement("SE-A").putFile({LFN: local}, checksums={LFN: "deadbeef"})
