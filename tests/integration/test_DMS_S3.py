@@ -159,6 +159,20 @@ def test_storageElement_put_exists_size_metadata_list_get_remove(grid, s3, ses, 
     assert se.exists(area)["Value"]["Successful"] == {area: False}
 
 
+def test_transportURL_isAPresignedHttpsURL_thatAPlainHTTPClientReads(grid, s3, ses, area, tmp_path) -> None:
+    """What a job reading its InputData by protocol gets from an S3 SE (no s3:// URL: that needs the keys)."""
+    se = StorageElement("S3-SE", **asBob(grid))
+    lfn = f"{area}/turl.txt"
+    (tmp_path / "turl.txt").write_bytes(b"read by a payload")
+    assert se.putFile({lfn: tmp_path / "turl.txt"})["Value"]["Successful"] == {lfn: 17}
+    scheme = urlsplit(s3["S3_ENDPOINT"]).scheme
+    url = se.getTransportURL(lfn, ["root", "s3", scheme])["Value"]["Successful"][lfn]
+    assert url.startswith(f"{s3['S3_ENDPOINT']}/{s3['S3_BUCKET']}/{lfn.lstrip('/')}?") and "X-Amz-Signature=" in url
+    answer = requests.get(url, verify=verifyOf(se.plugins[0]), timeout=20)
+    assert (answer.status_code, answer.content) == (200, b"read by a payload")
+    assert se.removeFile(lfn)["Value"]["Successful"] == {lfn: True}
+
+
 def test_multipartUpload_ofALargeFile_keepsItsAdler32_andAWrongOneIsAborted(grid, s3, ses, area, tmp_path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(11 * (1 << 20) + 17))  # three parts of 5 MiB at most

@@ -34,6 +34,11 @@ from tests.unit.Resources.Storage.conftest import smallFilesystem
 # the fixtures area (a fresh directory in bob's home) and data (a 3 MiB file) of the DIP Storage Element tests
 from .test_DMS_StorageElement import area, asBob, data  # noqa: F401
 
+# the WMS pieces of the data-aware job tests: the grid with a pilot proxy, submission through the real
+# optimizers and a pilot's match, dirac-jobwrapper run with bob's proxy
+from .test_WMS_JobWrapper import wms  # noqa: F401
+from .test_WMS_JobWrapperData import readByProtocol
+
 SES = {"WebDAV-SE": "/store", "WebDAV-Digest-SE": "/digest", "WebDAV-ReadOnly-SE": "/readonly",
        "WebDAV-Token-SE": "/token"}
 
@@ -263,3 +268,18 @@ def test_bearerToken_authenticates_withoutACertificate_andBadTokensAreRefused(gr
     assert "Permission denied (HTTP 403 from WebDAV-SE)" in failed
     assert se.removeFile(lfn)["Value"]["Successful"] == {lfn: True}
     assert not onServer(webdav, "/token", lfn).exists()
+
+
+@pytest.mark.timeout(300)
+def test_aJobWithTheProtocolPolicy_readsItsInputDataOnTheWebDAVSE_throughItsHttpsTURL_downloadingNothing(
+        wms, webdav, ses, area, tmp_path) -> None:
+    """Bob's job (placed by the real optimizers at the one-box site, whose SEs include WebDAV-SE here, and run by
+    dirac-jobwrapper with bob's proxy) reads its InputData with ``curl https://...`` and the proxy and CAs of its
+    environment: the server takes only client certificates of the grid's CA."""
+    lfn, reported = readByProtocol(wms, tmp_path, area, "WebDAV-SE", {
+        f"/Resources/StorageElements/WebDAV-SE/WebDAV/{key}": value for key, value in (
+            ("Protocol", "https"), ("Host", webdav["WEBDAV_HOST"]), ("Port", webdav["WEBDAV_PORT"]), ("Path", "/store"))},
+        "events on webdav\n")
+    turl = f"https://{webdav['WEBDAV_HOST']}:{webdav['WEBDAV_PORT']}/store{lfn}"
+    assert reported["StandardOutput"].splitlines() == [f"{turl}: events on webdav"]
+    assert reported["InputDataByProtocol"] == f"Resolved 1 LFN(s) by protocol:\n{lfn}: WebDAV-SE (https)"

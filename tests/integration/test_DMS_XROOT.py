@@ -38,7 +38,7 @@ from .test_DMS_StorageElement import area, asBob, data  # noqa: F401
 # the WMS pieces of the data-aware job tests: the grid with a pilot proxy, submission through the real
 # optimizers and a pilot's match, dirac-jobwrapper run with bob's proxy
 from .test_WMS_JobWrapper import ok, wms  # noqa: F401
-from .test_WMS_JobWrapperData import parameters, runAsBob, submitOptimizeAndMatch
+from .test_WMS_JobWrapperData import parameters, readByProtocol, runAsBob, submitOptimizeAndMatch
 
 SES = {"XROOT-SE": ("XROOTD_PORT", "/store", "Auto"), "XROOT-ReadBack-SE": ("XROOTD_PORT", "/store", "ReadBack"),
        "XROOT-ReadOnly-SE": ("XROOTD_PORT", "/readonly", "Auto"),
@@ -308,3 +308,19 @@ def test_aJobWhoseOutputSEIsTheXRootDSE_storesItsOutputDataThere(wms, xrootd, se
     assert ok(dm.getReplicas(lfn))["Successful"][lfn] == {
         "XROOT-SE": f"root://localhost:{xrootd['XROOTD_PORT']}//store{lfn}"}
     assert onServer(xrootd, "/store", lfn).read_text() == "SOME INPUT\n"
+
+
+@pytest.mark.timeout(300)
+def test_aJobWithTheProtocolPolicy_readsItsInputDataOnTheXRootDSE_throughItsRootTURL_downloadingNothing(
+        wms, xrootd, ses, area, tmp_path) -> None:
+    """Bob's job (placed by the real optimizers at the one-box site, whose SEs include XROOT-SE here, and run by
+    dirac-jobwrapper with bob's proxy) reads its InputData with ``xrdcp root://... -`` and the proxy of its
+    environment: the GSI server refuses anyone without a proxy of the grid's CA."""
+    lfn, reported = readByProtocol(wms, tmp_path, area, "XROOT-SE", {
+        f"/Resources/StorageElements/XROOT-SE/XROOT/{key}": value for key, value in (
+            ("Host", xrootd["XROOTD_HOST"]), ("Port", xrootd["XROOTD_PORT"]), ("Path", "/store"), ("Timeout", "20"))},
+        "events on xrootd\n")
+    turl = f"root://localhost:{xrootd['XROOTD_PORT']}//store{lfn}"
+    assert reported["StandardOutput"].splitlines() == [f"{turl}: events on xrootd"]
+    assert reported["InputDataByProtocol"] == f"Resolved 1 LFN(s) by protocol:\n{lfn}: XROOT-SE (root)"
+    assert (tmp_path / "node" / "input_data.txt").read_text() == f"{lfn} {turl}\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
+from dirac.Core.Config import gConfig
 from dirac.DataManagementSystem.Client.DataManager import DataManager
 from dirac.Interfaces.API.Dirac import Dirac
 from dirac.Interfaces.API.Job import Job
@@ -39,6 +40,20 @@ BOB_HOME = "/dirac/user/b/bob"
 READER = """#!/bin/sh
 echo "read: $(cat input.txt) + $(cat lib.txt)"
 tr a-z A-Z < input.txt > result.dat
+"""
+#: reads each input file through the URL input_data.txt gives it, as a payload's own tools would: the proxy and
+#: the CAs are those of its environment
+PROTOCOL_READER = """#!/bin/sh
+set -e
+test -r "$X509_USER_PROXY" && test -d "$X509_CERT_DIR"
+while read -r lfn url; do
+  case "$url" in
+    file://*) cat "${url#file://}" ;;
+    root://*) xrdcp --nopbar "$url" - ;;
+    https://*) curl -sSf --capath "$X509_CERT_DIR" --cert "$X509_USER_PROXY" "$url" ;;
+    *) cat "$url" ;;
+  esac | sed "s|^|$url: |"
+done < "$DIRAC_INPUT_DATA_LIST"
 """
 
 
@@ -87,16 +102,20 @@ def area(wms, tmp_path: Path) -> str:  # noqa: ANN001, F811
     return path
 
 
-def submitOptimizeAndMatch(grid, tmp_path: Path, area: str, **output: object) -> dict:  # noqa: ANN001
-    """Bob's job reading input.txt (InputData) and lib.txt (an LFN: input sandbox entry), through the real
-    optimizers (JobSanity, InputData with the File Catalog, JobScheduling), matched by a pilot of its site."""
+def submitOptimizeAndMatch(grid, tmp_path: Path, area: str, reader: str = READER,  # noqa: ANN001
+                           inputData: list[str] | None = None, policy: str = "", **output: object) -> dict:
+    """Bob's job reading input.txt (InputData) and lib.txt (an LFN: input sandbox entry), or ``inputData`` by
+    ``policy`` with the script ``reader``, through the real optimizers (JobSanity, InputData with the File
+    Catalog, JobScheduling), matched by a pilot of its site."""
     script = tmp_path / "submit" / "read.sh"
     script.parent.mkdir()
-    script.write_text(READER)
+    script.write_text(reader)
     job = Job()
     job.setExecutable("read.sh")
-    job.setInputSandbox([str(script), f"LFN:{area}/lib.txt"])
-    job.setInputData([f"{area}/input.txt"])
+    job.setInputSandbox([str(script)] + ([f"LFN:{area}/lib.txt"] if inputData is None else []))
+    job.setInputData(inputData or [f"{area}/input.txt"])
+    if policy:
+        assert job.setInputDataPolicy(policy)["OK"]
     if output:
         job.setOutputData(**output)  # type: ignore[arg-type]
     jobID = ok(Dirac(**asBob(grid)).submitJob(job))
@@ -193,3 +212,63 @@ def test_missing_input_data_fails_the_job_before_it_runs_with_the_missing_lfns(w
     assert reported["MissingLFNs"] == f"LFN:{area}/input.txt Problem: No such file or directory"
     assert (JobStatus.RUNNING, JobMinorStatus.APPLICATION) not in trail(wms, jobID)
     assert not (tmp_path / "node" / "std.out").exists()
+
+
+def readByProtocol(grid, tmp_path: Path, area: str, se: str, seOptions: dict[str, str],  # noqa: ANN001
+                   text: str) -> tuple[str, dict]:
+    """Bob's job with the Protocol policy and one InputData file holding ``text`` on ``se``, which the one-box site
+    lists here (``seOptions``: the SE's plug-in section for the wrapper), placed by the real optimizers and run by
+    dirac-jobwrapper with bob's proxy, reading the file with PROTOCOL_READER: (its LFN, the job's parameters)."""
+    site = {f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}/SE": f"OneBox-SE, OneBox-Failover, {se}"}
+    gConfig.initialize(options=site)  # the optimizers of this process place the job by it
+    lfn = f"{area}/events.txt"
+    (tmp_path / "events.txt").write_text(text)
+    assert lfn in ok(DataManager(**asBob(grid)).putAndRegister(lfn, tmp_path / "events.txt", se))["Successful"]
+    match = submitOptimizeAndMatch(grid, tmp_path, area, PROTOCOL_READER, [lfn], "Protocol")
+    assert runAsBob(grid, match, tmp_path, {**site, **seOptions}) == EXIT_DONE
+    reported = parameters(grid, match["JobID"])
+    assert "DownloadInputData" not in reported and not (tmp_path / "node" / "events.txt").exists(), "downloaded"
+    return lfn, reported
+
+
+def localSE(tmp_path: Path) -> dict[str, str]:
+    """Local-SE, a File SE in a directory of this test, at the one-box site with the one-box SEs: its options."""
+    root = tmp_path / "local-se"
+    root.mkdir()
+    return {"/Resources/StorageElements/Local-SE/File/Path": str(root),
+            f"/Resources/Sites/DIRAC/{ONE_BOX_SITE}/SE": "OneBox-SE, OneBox-Failover, Local-SE"}
+
+
+@pytest.mark.parametrize("policy", ["Protocol, Download", "Protocol"])
+def test_protocol_policy_reads_a_file_se_in_place_and_a_dip_file_is_downloaded_or_fails_the_job(
+        wms, area, tmp_path, policy) -> None:  # noqa: F811
+    """input.txt on the File SE of the site is read through its file:// TURL; lib.txt is on OneBox-SE only, whose
+    DIP plug-in gives no URL a payload can read: downloaded after it ("Protocol, Download"), or the job fails."""
+    options = localSE(tmp_path)
+    gConfig.initialize(options=options)  # the optimizers of this process place the job by it
+    (tmp_path / "input.txt").write_text("read in place\n")
+    local = f"{area}/local/input.txt"
+    assert local in ok(DataManager(**asBob(wms)).putAndRegister(local, tmp_path / "input.txt", "Local-SE"))[
+        "Successful"]
+    match = submitOptimizeAndMatch(wms, tmp_path, area, PROTOCOL_READER, [local, f"{area}/lib.txt"], policy)
+    jobID = match["JobID"]
+    node = tmp_path / "node"
+    code = runAsBob(wms, match, tmp_path, options)
+    reported = parameters(wms, jobID)
+    turl = f"file://{tmp_path}/local-se{local}"
+    assert reported["InputDataByProtocol"] == f"Resolved 1 LFN(s) by protocol:\n{local}: Local-SE (file)"
+    reason = "OneBox-SE gives no transport URL in file, root, https (it is read with https (DIP))"
+    assert reason in reported["ProblematicTURLs"]
+    assert not (node / "input.txt").exists(), "read in place, not downloaded"
+    if policy == "Protocol":
+        assert code == EXIT_FAILED
+        assert state(wms, jobID) == (JobStatus.FAILED, JobMinorStatus.INPUT_DATA_RESOLUTION)
+        assert reason in reported["Error Message"] and f"{area}/lib.txt" in reported["Error Message"]
+        assert not (node / "lib.txt").exists() and (JobStatus.RUNNING, JobMinorStatus.APPLICATION) not in \
+            trail(wms, jobID)
+        return
+    assert code == EXIT_DONE
+    assert state(wms, jobID) == (JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE)
+    assert (node / "lib.txt").read_text() == "a library\n"
+    assert "Successfully downloaded 1 LFN(s) (1 with a replica at the site)" in reported["DownloadInputData"]
+    assert reported["StandardOutput"].splitlines() == [f"{turl}: read in place", f"{node}/lib.txt: a library"]
