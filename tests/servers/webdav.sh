@@ -68,11 +68,12 @@ settings() {
 
 install_server() {
     [ -x /usr/sbin/apache2 ] && [ -f /usr/lib/apache2/modules/mod_gridsite.so ] \
-        && [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] && return 0
-    echo ">>> installing apache2, gridsite and mod_auth_openidc" >&2
+        && [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] && command -v curl >/dev/null && return 0
+    # curl: the client the job tests' payloads read https:// TURLs with
+    echo ">>> installing apache2, gridsite, mod_auth_openidc and curl" >&2
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        apache2 gridsite libapache2-mod-auth-openidc >/dev/null
+        apache2 gridsite libapache2-mod-auth-openidc curl >/dev/null
     # the package may start a system-wide apache2 through its init script: we do not need it
 }
 
