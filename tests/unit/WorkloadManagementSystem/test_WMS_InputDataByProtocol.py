@@ -132,3 +132,13 @@ def test_an_unknown_policy_in_the_jdl_is_an_illegal_jdl(tmp_path, data) -> None:
     assert code == EXIT_FAILED
     assert jobState.trail()[-1] == ("Failed", JobMinorStatus.ILLEGAL_JOB_JDL)
     assert "JDL InputDataPolicy: input data policy 'Stream' is not one of" in jobState.parameters["Error Message"]
+
+
+def test_an_unknown_policy_in_the_cs_fails_the_job_naming_the_option(tmp_path, data) -> None:
+    gConfig.initialize(cfgFiles=[], fetchRemote=False, options={"/Operations/Defaults/InputDataPolicy/Default": "Stream"})
+    data.put(LFN, b"input data\n", tmp_path, "SE-B")
+    code, jobState = runJob(tmp_path, data, READ_BY_URL, InputData=[LFN])
+    assert code == EXIT_FAILED
+    assert jobState.trail()[-1] == ("Failed", JobMinorStatus.INPUT_DATA_RESOLUTION)
+    assert jobState.parameters["Error Message"].startswith(
+        "Operations option InputDataPolicy/Default: input data policy 'Stream' is not one of")

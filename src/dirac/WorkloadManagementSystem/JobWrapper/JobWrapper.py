@@ -4,7 +4,8 @@ Steps, each logged with the JobID and reported through ``JobReport`` (WorkloadMa
 
 1. initialisation: Running / "Job Initialization", job parameters about the node;
 2. inputs: the ``SB:`` references of the JDL's InputSandbox unpacked in the working directory;
-   its ``LFN:`` entries and the InputData downloaded there from the job's site first (``JobData``);
+   its ``LFN:`` entries downloaded there, the InputData too or read in place through transport URLs, by the
+   job's input data policy (``JobData``);
 3. execution: ``Executable`` + ``Arguments`` run by ``/bin/sh`` in the working directory, stdout
    and stderr in ``StdOutput`` and ``StdError``, watched by the ``Watchdog``;
 4. outputs: the OutputSandbox patterns (plus StdOutput and StdError) packed, uploaded and
