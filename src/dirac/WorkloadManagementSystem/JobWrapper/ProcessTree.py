@@ -57,19 +57,21 @@ class ProcessTree:
         """The processes of the payload now (zombies included: their CPU is not yet in their parent's)."""
         found: dict[int, psutil.Process] = {}
         try:
-            found[self.root.pid] = self.root
-            for child in self.root.children(recursive=True):
-                found[child.pid] = child
+            if self.root.is_running():  # else its children were re-parented: only the session finds them
+                found[self.root.pid] = self.root
+                for child in self.root.children(recursive=True):
+                    found[child.pid] = child
         except psutil.Error:
             found.pop(self.root.pid, None)  # the leader is gone (or its pid was reused)
         if self.session is not None:
-            for process in psutil.process_iter():
-                if process.pid in found:
+            # getsid is one system call: only the processes of the session are read from /proc
+            for pid in psutil.pids():
+                if pid in found:
                     continue
                 try:
-                    if os.getsid(process.pid) == self.session:
-                        found[process.pid] = process
-                except OSError:
+                    if os.getsid(pid) == self.session:
+                        found[pid] = psutil.Process(pid)
+                except (OSError, psutil.Error):
                     continue
         found.pop(os.getpid(), None)
         return list(found.values())
