@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 from DIRACCommon.WorkloadManagementSystem.Client.JobStatus import JobsStateMachine
@@ -10,11 +12,13 @@ from dirac.Core.Config import gConfig
 from dirac.Core.Utilities.Exceptions import InvalidArgument, NotFound
 from dirac.WorkloadManagementSystem.Logic.Exceptions import IllegalTransition, RescheduleLimitReached, StatusConflict
 from dirac.WorkloadManagementSystem.Logic.JobState import (
+    StatusRecord,
     isLegalTransition,
     rescheduleJob,
     rescheduleJobs,
     setJobsStatus,
     setJobStatus,
+    setJobStatusRecords,
 )
 
 STATES = JobsStateMachine(None).states
@@ -65,6 +69,41 @@ def test_bulkChangeIsAllOrNothing(wms, makeJDL) -> None:
     with pytest.raises(IllegalTransition, match=f"Job {done}: illegal status transition Done -> Completing"):
         setJobsStatus(wms.jobDB, wms.loggingDB, [running, done], "Completing", source="Test")
     assert wms.jobDB.getJobAttribute(running, "Status") == "Running"
+
+
+def test_a_wrappers_records_are_applied_in_order_in_one_go_with_their_own_times(wms, makeJDL) -> None:
+    jobID = _jobsIn(wms, makeJDL, ["Matched"])[0]
+    times = [datetime.datetime(2030, 1, 1, 10, 0, second, tzinfo=datetime.UTC) for second in range(4)]
+    records = [StatusRecord(times[0], "Running", "Job Initialization", source="JobWrapper"),
+               StatusRecord(times[1], None, "Application", "Executing run.sh", source="JobWrapper"),
+               StatusRecord(times[2], "Completing", "Application Finished Successfully", source="JobWrapper"),
+               StatusRecord(times[3], "Done", "Execution Complete", source="JobWrapper")]
+    assert setJobStatusRecords(wms.jobDB, wms.loggingDB, jobID, records) == "Done"
+    history = [(r["Status"], r["MinorStatus"], r["ApplicationStatus"], r["StatusTime"].replace(tzinfo=datetime.UTC))
+               for r in wms.loggingDB.getJobLoggingInfo(jobID)][-4:]
+    assert history == [("Running", "Job Initialization", "Unknown", times[0]),
+                       ("Running", "Application", "Executing run.sh", times[1]),
+                       ("Completing", "Application Finished Successfully", "Executing run.sh", times[2]),
+                       ("Done", "Execution Complete", "Executing run.sh", times[3])]
+    attributes = wms.jobDB.getJobAttributes(jobID, ["Status", "MinorStatus", "StartExecTime", "EndExecTime"])
+    assert attributes["Status"] == "Done" and attributes["MinorStatus"] == "Execution Complete"
+    assert attributes["StartExecTime"] and attributes["EndExecTime"]
+
+
+def test_a_refused_record_stops_the_bulk_after_the_records_before_it(wms, makeJDL) -> None:
+    jobID = _jobsIn(wms, makeJDL, ["Matched"])[0]
+    now = datetime.datetime.now(datetime.UTC)
+    records = [StatusRecord(now, "Running", "Job Initialization"), StatusRecord(now, "Waiting", "back"),
+               StatusRecord(now, "Done", "never applied")]
+    with pytest.raises(IllegalTransition, match=f"Job {jobID}: illegal status transition Running -> Waiting"):
+        setJobStatusRecords(wms.jobDB, wms.loggingDB, jobID, records)
+    assert wms.jobDB.getJobAttributes(jobID, ["Status", "MinorStatus"]) == {"Status": "Running",
+                                                                          "MinorStatus": "Job Initialization"}
+    assert [r["Status"] for r in wms.loggingDB.getJobLoggingInfo(jobID)][-2:] == ["Matched", "Running"]
+    with pytest.raises(InvalidArgument, match="rescheduleJob"):
+        setJobStatusRecords(wms.jobDB, wms.loggingDB, jobID, [StatusRecord(now, "Rescheduled")])
+    with pytest.raises(NotFound, match="9999 not found"):
+        setJobStatusRecords(wms.jobDB, wms.loggingDB, 9999, [StatusRecord(now, "Running")])
 
 
 def test_minorAndApplicationStatusChangeWithoutStatusAndAreLogged(wms, makeJDL) -> None:

@@ -104,6 +104,67 @@ def setJobStatus(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, status: str 
     return setJobsStatus(jobDB, loggingDB, [jobID], status, minorStatus, applicationStatus, source, **kwargs)[jobID]
 
 
+@dataclass(frozen=True)
+class StatusRecord:
+    """One record of a job's status history as a wrapper reports it: None leaves a field as it is."""
+
+    date: datetime | None
+    status: str | None = None
+    minorStatus: str | None = None
+    applicationStatus: str | None = None
+    source: str = "Unknown"
+
+
+def setJobStatusRecords(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, records: Iterable[StatusRecord],
+                        force: bool = False) -> str:
+    """Apply a job's status records in the order given (a wrapper's bulk, oldest first) in one JobDB
+    transaction and one logging insert; the job's status after them.
+
+    At the first record the state machine refuses (unless ``force``), the records before it are
+    applied and logged, and IllegalTransition is raised for it: the records after it are not applied.
+    """
+    records = list(records)
+    for record in records:
+        if record.status == JobStatus.RESCHEDULED:
+            raise InvalidArgument("jobs are rescheduled with rescheduleJob, not by setting their status")
+        if record.status is not None and record.status not in _STATES:
+            raise InvalidArgument(f"{record.status!r} is not a job status (known: {', '.join(_STATES)})")
+    now = utcnow()
+    applied: list[tuple[StatusRecord, str, dict[str, Any]]] = []  # (record, status before, state after)
+    refused: list[IllegalTransition] = []
+
+    def plan(rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        applied.clear()
+        refused.clear()
+        row, values = dict(rows[jobID]), {}
+        for record in records:
+            current, new = row["Status"], record.status or row["Status"]
+            if not force and not isLegalTransition(current, new):
+                refused.append(IllegalTransition(f"Job {jobID}: illegal status transition {current} -> {new}"))
+                break
+            change = {"Status": new, **_timestamps(row, new, now)}
+            if record.minorStatus is not None:
+                change["MinorStatus"] = record.minorStatus[:128]
+            if record.applicationStatus is not None:
+                change["ApplicationStatus"] = record.applicationStatus[:255]
+            row.update(change)
+            values.update(change)
+            applied.append((record, current, {name: row[name] for name in ("Status", "MinorStatus",
+                                                                           "ApplicationStatus")}))
+        return {jobID: {**values, "LastUpdateTime": now}} if values else {}
+
+    jobDB.transitionJobs([jobID], plan)
+    loggingDB.addLoggingRecords([{"JobID": jobID, **state, "StatusTime": record.date or now, "Source": record.source}
+                                 for record, _, state in applied])
+    for record, before, state in applied:
+        if before != state["Status"]:
+            log.info("Job %s: %s -> %s (%s) by %s", jobID, before, state["Status"], state["MinorStatus"],
+                     record.source)
+    if refused:
+        raise refused[0]
+    return applied[-1][2]["Status"] if applied else ""
+
+
 def setJobMatched(jobDB: JobDB, loggingDB: JobLoggingDB, jobID: int, site: str, source: str = "Matcher",
                   minorStatus: str = "Assigned", conn: Connection | None = None) -> str:
     """Waiting -> Matched for a job the Matcher took out of its task queue; its processed JDL.

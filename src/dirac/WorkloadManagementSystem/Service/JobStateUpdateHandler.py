@@ -21,7 +21,7 @@ from dirac.WorkloadManagementSystem.DB.JobLoggingDB import JobLoggingDB
 from dirac.WorkloadManagementSystem.Logic.Exceptions import StatusConflict
 from dirac.WorkloadManagementSystem.Logic.JobControl import ACTIVE_STATES
 from dirac.WorkloadManagementSystem.Logic.JobPolicy import RIGHT_CHANGE_STATUS, JobPolicy
-from dirac.WorkloadManagementSystem.Logic.JobState import setJobStatus
+from dirac.WorkloadManagementSystem.Logic.JobState import StatusRecord, setJobStatus, setJobStatusRecords
 
 REPORTERS = [Properties.GenericPilot, Properties.Pilot, Properties.JobAdministrator, Properties.NormalUser,
              Properties.TrustedHost]
@@ -83,18 +83,17 @@ class JobStateUpdateHandler(RequestHandler):
     auth_setJobStatusBulk = REPORTERS
 
     def export_setJobStatusBulk(self, jobID: JobID, statusDict: dict, force: bool = False) -> dict[str, str]:
-        """Apply {date: {Status, MinorStatus, ApplicationStatus, Source}} in time order (a wrapper's backlog)."""
+        """Apply {date: {Status, MinorStatus, ApplicationStatus, Source}} in time order (a wrapper's backlog),
+        in one transaction; at a record the state machine refuses, the ones before it stay applied."""
         jobID = self._allowed(jobID)
-        records = sorted(((_date(date), values) for date, values in statusDict.items()),
-                         key=lambda item: item[0] or datetime.datetime.now(datetime.UTC))
-        status = ""
-        for date, values in records:
+        records = []
+        for date, values in sorted(((_date(date), values) for date, values in statusDict.items()),
+                                   key=lambda item: item[0] or datetime.datetime.now(datetime.UTC)):
             if not isinstance(values, dict):
                 raise InvalidArgument(f"status record of {date} must be a dict, not {type(values).__name__}")
-            status = setJobStatus(self.jobDB, self.loggingDB, jobID, values.get("Status") or None,
-                                  values.get("MinorStatus") or None, values.get("ApplicationStatus") or None,
-                                  values.get("Source") or "Unknown", date=date, force=self._force(force))
-        return {"Status": status}
+            records.append(StatusRecord(date, values.get("Status") or None, values.get("MinorStatus") or None,
+                                        values.get("ApplicationStatus") or None, values.get("Source") or "Unknown"))
+        return {"Status": setJobStatusRecords(self.jobDB, self.loggingDB, jobID, records, force=self._force(force))}
 
     auth_setJobApplicationStatus = REPORTERS
 
