@@ -228,16 +228,28 @@ def test_statuses_are_sent_when_a_long_step_starts_and_parameters_with_the_last_
     assert json.loads(payloadSaw.read_text())[-1] == JobMinorStatus.APPLICATION, "Application was sent before it ran"
     reports = [(method, carried if method == "setJobStatusBulk" else None) for method, carried in jobState.calls
                if method != "sendHeartBeat"]  # the Watchdog's, and the final one
-    assert reports == [
+    assert reports == [  # a small output sandbox: its upload is not announced on its own
         ("setJobStatusBulk", [JobMinorStatus.JOB_INITIALIZATION, JobMinorStatus.APPLICATION]),
         ("setJobStatusBulk", [JobMinorStatus.APP_SUCCESS, JobMinorStatus.RESOLVING_OUTPUT_SANDBOX,
-                              JobMinorStatus.UPLOADING_OUTPUT_SANDBOX]),
-        ("setJobStatusBulk", [JobMinorStatus.OUTPUT_SANDBOX_UPLOADED, JobMinorStatus.EXEC_COMPLETE]),
+                              JobMinorStatus.UPLOADING_OUTPUT_SANDBOX, JobMinorStatus.OUTPUT_SANDBOX_UPLOADED,
+                              JobMinorStatus.EXEC_COMPLETE]),
         ("setJobParameters", None),
     ]
     assert {"HostName", "ApplicationExitCode", "OutputSandbox"} <= set(jobState.calls[-1][1])
     assert jobState.heartBeats, "the final heartbeat at least"
     assert sandbox.assigned == [(JOB_ID, ["SB:SandboxSE|/output/1234.tar.bz2"], "Output")], "assigned with the upload"
+
+
+def test_the_upload_of_a_large_output_sandbox_is_announced_before_it_starts(tmp_path: Path) -> None:
+    description = jdl(Executable="/bin/sh", Arguments="-c 'head -c 1100000 /dev/zero > big.dat'",
+                      StdOutput="std.out", StdError="std.err", OutputSandbox=["std.out", "big.dat"])
+    code, jobState, _, _ = runWrapper(tmp_path, description)
+    assert code == EXIT_DONE
+    bulks = [carried for method, carried in jobState.calls if method == "setJobStatusBulk"]
+    assert bulks == [[JobMinorStatus.JOB_INITIALIZATION, JobMinorStatus.APPLICATION],
+                     [JobMinorStatus.APP_SUCCESS, JobMinorStatus.RESOLVING_OUTPUT_SANDBOX,
+                      JobMinorStatus.UPLOADING_OUTPUT_SANDBOX],
+                     [JobMinorStatus.OUTPUT_SANDBOX_UPLOADED, JobMinorStatus.EXEC_COMPLETE]]
 
 
 def test_payload_exiting_3_ends_failed_with_application_errors_and_its_exit_code(tmp_path: Path) -> None:

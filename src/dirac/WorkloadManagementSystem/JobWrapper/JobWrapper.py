@@ -56,6 +56,8 @@ EXIT_KILLED = 5  #: the server stopped the job (Kill command): its status is the
 EXIT_REPORTS_UNDELIVERED = 6  #: some reports could not be delivered: they are in PENDING_REPORTS_FILE
 PENDING_REPORTS_FILE = "JobWrapperPendingReports.json"
 SOURCE = "JobWrapper"
+#: an output sandbox up to this size uploads in a moment: its Uploading status is not sent on its own
+QUICK_UPLOAD_BYTES = 1024 * 1024
 #: seconds an RPC call to JobStateUpdate may take
 REPORT_TIMEOUT = 60
 #: when the wrapper itself is told to stop (the inner CE sends SIGKILL some seconds later): seconds between
@@ -498,8 +500,10 @@ class JobWrapper:
         if not files:
             log.info("Job %d: no output sandbox file to upload", self.jobID)
             return
-        log.info("Job %d: uploading the output sandbox: %d file(s)", self.jobID, len(files))
-        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX, send=True)
+        size = _totalSize(files)
+        log.info("Job %d: uploading the output sandbox: %d file(s), %d bytes", self.jobID, len(files), size)
+        # a small sandbox is uploaded at once: its status goes with the next report
+        self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_SANDBOX, send=size > QUICK_UPLOAD_BYTES)
         result = self._whileServerAway("output sandbox upload", lambda: self.sandboxClient.uploadFilesAsSandbox(
             files, self.settings.OutputSandboxLimit, assignTo={f"Job:{self.jobID}": "Output"}))
         if not result["OK"]:
@@ -569,6 +573,19 @@ class JobWrapper:
         if not delivered or self.report.rejected:
             return EXIT_REPORTS_UNDELIVERED
         return EXIT_FAILED if self.failure is not None else EXIT_DONE
+
+
+def _totalSize(paths: list[Path]) -> int:
+    """Bytes of the files, those inside directories included."""
+    total = 0
+    for path in paths:
+        files = [path] if not path.is_dir() else [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            try:
+                total += file.stat().st_size
+            except OSError:
+                continue
+    return total
 
 
 class WrapperInterrupted(Exception):
