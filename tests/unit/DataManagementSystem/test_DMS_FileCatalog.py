@@ -174,10 +174,14 @@ def test_lfnChecks_applyToEveryMethodAndPerLFN(fc) -> None:
     assert ok(fc.createDirectory(ADMIN, "/lhcb/data")) == {"/lhcb/data": True}
 
 
-def test_listDirectory_packedRowsOnMariaDB_sameAsThePlainQuery_evenWithSeparatorsInAValue(fc) -> None:
+def test_listDirectory_and_dump_packedRowsOnMariaDB_sameAsThePlainQuery_evenWithSeparatorsInAValue(fc) -> None:
     import gc
+    from datetime import UTC, datetime
 
-    from dirac.DataManagementSystem.DB import FileCatalogDB as module
+    from sqlalchemy import select
+
+    from dirac.DataManagementSystem.DB import FileCatalogListings as listings
+    from dirac.DataManagementSystem.DB import FileCatalogTables as T
 
     db = fc.db
     entries = {f"/dirac/list/f{i:04d}": {"Size": i, "Checksum": "0badcafe", "ChecksumType": "Adler32",
@@ -189,14 +193,20 @@ def test_listDirectory_packedRowsOnMariaDB_sameAsThePlainQuery_evenWithSeparator
     meta = listing["/dirac/list/f0042"]["MetaData"]
     assert (meta["FileID"] > 0, meta["Size"], meta["GUID"], meta["Owner"], meta["Mode"], meta["Type"]) == (
         True, 42, "guid-42", "alice", 0o644, "File")
+    registered = db.getFiles(["/dirac/list/f0042"])["/dirac/list/f0042"]["CreationDate"]
     assert meta["CreationDate"].tzinfo is None and meta["CreationDate"] == meta["ModificationDate"]
+    assert meta["CreationDate"] == registered.replace(tzinfo=None)  # naive UTC, to the microsecond
+    assert db.getDirectoryDump("/dirac")["Files"]["/dirac/list/f0042"] == {"Size": 42,
+                                                                           "CreationDate": meta["CreationDate"]}
     with db.connection() as conn:
         dirID = db._directoriesByPath(conn, ["/dirac/list"])["/dirac/list"]["DirID"]
-        packed = db._listingRows(conn, dirID)
-        plain = conn.execute(module.select(module.T.files.c.FileName, *module._LISTING_COLUMNS)
-                             .where(module.T.files.c.DirID == dirID)).all()
-    assert sorted(map(tuple, packed)) == sorted(map(tuple, plain))
+        columns = [T.files.c.FileName, *listings._LISTING_COLUMNS]
+        rows = db._rows(conn, columns, T.files.c.DirID == dirID, listings._LISTING_INTS, listings._LISTING_DATES)
+        plain = conn.execute(select(*columns).where(T.files.c.DirID == dirID)).all()
+    assert sorted(tuple(datetime.fromisoformat(v).replace(tzinfo=UTC) if i in listings._LISTING_DATES else v
+                        for i, v in enumerate(row)) for row in rows) == sorted(map(tuple, plain))
     odd = {"/dirac/list/odd": {**entries["/dirac/list/f0001"], "GUID": "a\x00b\x01c"}}
     assert db.addFiles(odd, "alice", "dirac_user", 0o644, 0o755)[1] == {}
     assert db.listDirectory("/dirac/list", False)["Files"]["/dirac/list/odd"]["MetaData"]["GUID"] == "a\x00b\x01c"
+    assert db.getDirectoryDump("/dirac/list")["Files"]["/dirac/list/odd"]["Size"] == 1
     assert gc.isenabled()  # the collector paused for the listing is running again

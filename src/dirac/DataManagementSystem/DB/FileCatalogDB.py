@@ -4,34 +4,29 @@ Methods take LFNs the caller already validated and was allowed to use (``Logic/F
 does both) and work on whole batches: a batch of LFNs is resolved by their path hashes in
 one query per CHUNK, written with one executemany per table. Per-LFN outcomes come back as
 ``(successful, failed)`` dicts; database failures raise ``DatabaseError``.
-Metadata and datasets are in ``FileCatalogMetadata`` and ``FileCatalogDatasets``.
+Metadata and datasets are in ``FileCatalogMetadata`` and ``FileCatalogDatasets``, the reads of a
+directory's content (listing, dump, size, directory replicas) in ``FileCatalogListings``.
 """
 
 from __future__ import annotations
 
-import gc
-import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    DateTime,
     bindparam,
     delete,
     func,
-    literal_column,
     select,
-    type_coerce,
     update,
 )
 
 from dirac.Core.Base.DB import DB, utcnow
 from dirac.DataManagementSystem.DB import FileCatalogTables as T
 from dirac.DataManagementSystem.DB.FileCatalogDatasets import FileCatalogDatasets
+from dirac.DataManagementSystem.DB.FileCatalogListings import DIR_COLUMNS, FileCatalogListings
 from dirac.DataManagementSystem.DB.FileCatalogMetadata import FileCatalogMetadata
 from dirac.DataManagementSystem.DB.FileCatalogTables import (
     ROOT,
@@ -44,56 +39,18 @@ from dirac.DataManagementSystem.DB.FileCatalogTables import (
 )
 
 NO_SUCH = "No such file or directory"
-PACKED_ROWS = 2048  # files per packed block of a MariaDB listing (at most ~1 MB of text)
-GROUP_CONCAT_MAX = 64 * 2**20
 
 Row = dict[str, Any]
 
 
-_gcPause = {"count": 0, "wasEnabled": True}
-_gcLock = threading.Lock()
-
-
-@contextmanager
-def gcPaused() -> Iterator[None]:
-    """No cyclic garbage collection inside (building a big answer: the collector would walk every new
-    object again and again to find no cycle); it resumes when the last thread pausing it leaves."""
-    with _gcLock:
-        if _gcPause["count"] == 0:
-            _gcPause["wasEnabled"] = gc.isenabled()
-            gc.disable()
-        _gcPause["count"] += 1
-    try:
-        yield
-    finally:
-        with _gcLock:
-            _gcPause["count"] -= 1
-            if _gcPause["count"] == 0 and _gcPause["wasEnabled"]:
-                gc.enable()
-
-
-_DIR_COLUMNS = [T.directories.c[name] for name in ("DirID", "Path", "Owner", "OwnerGroup", "Mode", "CreationDate",
-                                                    "ModificationDate")]
 _FILE_COLUMNS = [T.files.c[name] for name in ("FileID", "DirID", "FileName", "LFNHash", "Size", "Checksum",
                                                "ChecksumType", "GUID", "Status", "Owner", "OwnerGroup", "Mode",
                                                "CreationDate", "ModificationDate")]
-_LISTING_KEYS = ("FileID", "Size", "Checksum", "ChecksumType", "GUID", "Status", "Owner", "OwnerGroup", "Mode",
-                 "CreationDate", "ModificationDate", "Type")
-_LISTING_COLUMNS = [type_coerce(T.files.c[key], DateTime()) if key.endswith("Date") else T.files.c[key]
-                    for key in _LISTING_KEYS[:-1]]
-_PACKED_COLUMNS = [T.files.c.FileName, *(T.files.c[key] for key in _LISTING_KEYS[:-1])]
 
 
-def _listingMetadata(row: Sequence[Any]) -> Row:
-    """The MetaData of a listed file from (FileName, FileID, Size, ..., ModificationDate): a dict literal is
-    the fastest way to build 10,000 of them."""
-    return {"FileID": row[1], "Size": row[2], "Checksum": row[3], "ChecksumType": row[4], "GUID": row[5],
-            "Status": row[6], "Owner": row[7], "OwnerGroup": row[8], "Mode": row[9], "CreationDate": row[10],
-            "ModificationDate": row[11], "Type": "File"}
-
-
-class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, DB):
-    """Directories, files and replicas of the File Catalog (plus metadata and datasets from the mix-ins)."""
+class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, FileCatalogListings, DB):
+    """Directories, files and replicas of the File Catalog (plus metadata, datasets and directory reads from the
+    mix-ins)."""
 
     dbName = "DataManagement/FileCatalogDB"
     metadata = T.metadata
@@ -138,7 +95,7 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, DB):
         byHash = {pathHash(path): path for path in set(paths)}
         found: dict[str, Row] = {}
         for part in chunks(list(byHash)):
-            for row in conn.execute(select(*_DIR_COLUMNS).where(T.directories.c.PathHash.in_(part))).mappings():
+            for row in conn.execute(select(*DIR_COLUMNS).where(T.directories.c.PathHash.in_(part))).mappings():
                 found[row["Path"]] = dict(row)
         return found
 
@@ -252,117 +209,6 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, DB):
     def subtreeDirIDs(self, conn: Connection, dirID: int) -> Any:
         """A SELECT of the DirIDs of a directory and everything below it."""
         return select(T.closure.c.DirID).where(T.closure.c.AncestorID == dirID)
-
-    def listDirectory(self, path: str, verbose: bool) -> dict[str, Any]:
-        """{Files: {lfn: {MetaData, Replicas?}}, SubDirs: {path: True | metadata}, Links: {}, Datasets: {}}."""
-        d, f = T.directories, T.files
-        with self.connection("listDirectory") as conn:
-            directory = self._directoriesByPath(conn, [path]).get(path)
-            if directory is None:
-                raise KeyError(path)
-            subdirs = {row["Path"]: (directoryMetadata(dict(row)) if verbose else True) for row in conn.execute(
-                select(*_DIR_COLUMNS).where(d.c.Parent == directory["DirID"])).mappings()}
-            prefix = path.rstrip("/") + "/"
-            with gcPaused():  # 10,000s of new dicts would start several full collections on the way
-                rows = self._listingRows(conn, directory["DirID"])
-                filesOut = {prefix + row[0]: {"MetaData": _listingMetadata(row)} for row in rows}
-            if verbose and rows:
-                names = {row[1]: prefix + row[0] for row in rows}
-                for fileID, se, status, pfn in self._replicaRows(conn, f.c.DirID == directory["DirID"]):
-                    filesOut[names[fileID]].setdefault("Replicas", {})[self.seName(conn, se)] = {
-                        "Status": status, "PFN": pfn}
-            dsets = self._datasetsInDirectory(conn, directory["DirID"], path)
-        return {"Files": filesOut, "SubDirs": subdirs, "Links": {}, "Datasets": dsets}
-
-    def _listingRows(self, conn: Connection, dirID: int) -> list[Sequence[Any]]:
-        """(FileName, FileID, Size, Checksum, ...) of the files of a directory, dates as naive UTC datetimes.
-
-        On MariaDB/MySQL the rows come packed: pymysql (pure Python) decodes every column of every
-        row and every row packet on its own, 80 % of a 10,000-entry listing. Each row is one
-        CONCAT_WS string (NUL between the columns, all NOT NULL) and the rows of each block of
-        PACKED_ROWS FileIDs one GROUP_CONCAT string (\\x01 between rows), split here. Should the
-        split not give the counted rows and columns (a NUL or \\x01 inside a value, a truncated
-        concatenation), the listing falls back to the plain query.
-        """
-        f = T.files
-        if self.isMySQL:
-            conn.exec_driver_sql(f"SET SESSION group_concat_max_len = {GROUP_CONCAT_MAX}")
-            packed = conn.execute(select(func.count(), func.group_concat(
-                literal_column(f"CONCAT_WS(0x00, {', '.join(c.name for c in _PACKED_COLUMNS)}) SEPARATOR 0x01")))
-                .where(f.c.DirID == dirID).group_by(f.c.FileID.op("DIV")(PACKED_ROWS))).all()
-            rows = [row.split("\x00") for count, block in packed for row in block.split("\x01")]
-            if len(rows) == sum(count for count, _ in packed) and all(len(row) == len(_PACKED_COLUMNS) for row in rows):
-                return [(row[0], int(row[1]), int(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
-                         int(row[9]), datetime.fromisoformat(row[10]), datetime.fromisoformat(row[11]))
-                        for row in rows]
-        # plain tuples and naive UTC datetimes (what the wire carries)
-        return conn.execute(select(f.c.FileName, *_LISTING_COLUMNS).where(f.c.DirID == dirID)).all()
-
-    def _replicaRows(self, conn: Connection, fileCondition: Any) -> Any:
-        r, f = T.replicas, T.files
-        return conn.execute(select(r.c.FileID, r.c.SEID, r.c.Status, r.c.PFN).join(f, f.c.FileID == r.c.FileID)
-                            .where(fileCondition))
-
-    def getDirectoryDump(self, path: str) -> dict[str, Any]:
-        """{Files: {lfn: {Size, CreationDate}}, SubDirs: [every directory below]} of a whole subtree."""
-        d, f, c = T.directories, T.files, T.closure
-        with self.connection("getDirectoryDump") as conn:
-            directory = self._directoriesByPath(conn, [path]).get(path)
-            if directory is None:
-                raise KeyError(path)
-            subtree = select(c.c.DirID).where(c.c.AncestorID == directory["DirID"])
-            dirPaths = dict(conn.execute(select(d.c.DirID, d.c.Path).where(d.c.DirID.in_(subtree))).all())
-            filesOut = {joinPath(dirPaths[dirID], name): {"Size": size, "CreationDate": created}
-                        for dirID, name, size, created in conn.execute(
-                            select(f.c.DirID, f.c.FileName, f.c.Size, f.c.CreationDate).where(f.c.DirID.in_(subtree)))}
-        return {"Files": filesOut, "SubDirs": sorted(p for i, p in dirPaths.items() if i != directory["DirID"])}
-
-    def getDirectorySize(self, path: str, longOutput: bool, recursive: bool) -> dict[str, Any]:
-        """{LogicalSize, LogicalFiles, LogicalDirectories[, PhysicalSize: {SE: {Size, Files}, TotalSize, TotalFiles}]}."""
-        d, f, c, r = T.directories, T.files, T.closure, T.replicas
-        with self.connection("getDirectorySize") as conn:
-            directory = self._directoriesByPath(conn, [path]).get(path)
-            if directory is None:
-                raise KeyError(path)
-            dirID = directory["DirID"]
-            if recursive:
-                inside = f.c.DirID.in_(select(c.c.DirID).where(c.c.AncestorID == dirID))
-                subdirs = conn.scalar(select(func.count()).select_from(c).where(c.c.AncestorID == dirID, c.c.Depth > 0))
-            else:
-                inside = f.c.DirID == dirID
-                subdirs = conn.scalar(select(func.count()).select_from(d).where(d.c.Parent == dirID))
-            count, size = conn.execute(select(func.count(), func.coalesce(func.sum(f.c.Size), 0)).where(inside)).one()
-            result: dict[str, Any] = {"LogicalSize": int(size), "LogicalFiles": int(count),
-                                      "LogicalDirectories": int(subdirs)}
-            if longOutput:
-                physical: dict[str, Any] = {}
-                for seID, seFiles, seSize in conn.execute(
-                        select(r.c.SEID, func.count(), func.coalesce(func.sum(f.c.Size), 0))
-                        .join(f, f.c.FileID == r.c.FileID).where(inside).group_by(r.c.SEID)):
-                    physical[self.seName(conn, seID)] = {"Size": int(seSize), "Files": int(seFiles)}
-                totals = {"TotalSize": sum(v["Size"] for v in physical.values()),
-                          "TotalFiles": sum(v["Files"] for v in physical.values())}
-                result["PhysicalSize"] = physical | totals
-        return result
-
-    def getDirectoryReplicas(self, path: str, allStatus: bool, visibleFile: Sequence[str],
-                             visibleReplica: Sequence[str]) -> dict[str, dict[str, str]]:
-        """{lfn: {SE: PFN}} of the files directly in a directory."""
-        f = T.files
-        with self.connection("getDirectoryReplicas") as conn:
-            directory = self._directoriesByPath(conn, [path]).get(path)
-            if directory is None:
-                raise KeyError(path)
-            fileCond = f.c.DirID == directory["DirID"]
-            query = select(f.c.FileID, f.c.FileName).where(fileCond)
-            if not allStatus:
-                query = query.where(f.c.Status.in_(visibleFile))
-            names = {fileID: joinPath(path, name) for fileID, name in conn.execute(query)}
-            result: dict[str, dict[str, str]] = {lfn: {} for lfn in names.values()}
-            for fileID, seID, status, pfn in self._replicaRows(conn, fileCond):
-                if fileID in names and (allStatus or status in visibleReplica):
-                    result[names[fileID]][self.seName(conn, seID)] = pfn
-        return result
 
     def changePathAttributes(self, changes: Mapping[str, Mapping[str, Any]], recursive: bool
                              ) -> tuple[dict[str, bool], dict[str, str]]:
@@ -581,12 +427,6 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, DB):
             return {"Directories": conn.scalar(select(func.count()).select_from(T.directories)),
                     "Files": conn.scalar(select(func.count()).select_from(T.files)),
                     "Replicas": conn.scalar(select(func.count()).select_from(T.replicas))}
-
-
-def directoryMetadata(row: Row) -> Row:
-    """What getDirectoryMetadata and a verbose listing answer for a directory row."""
-    return {"DirID": row["DirID"], "Owner": row["Owner"], "OwnerGroup": row["OwnerGroup"], "Mode": row["Mode"],
-            "CreationDate": row["CreationDate"], "ModificationDate": row["ModificationDate"], "Type": "Directory"}
 
 
 def fileMetadata(row: Row) -> Row:

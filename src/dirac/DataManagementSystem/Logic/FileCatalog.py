@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dirac.DataManagementSystem.DB.FileCatalogDB import NO_SUCH, directoryMetadata, fileMetadata, newGUID
+from dirac.DataManagementSystem.DB.FileCatalogDB import NO_SUCH, fileMetadata, newGUID
+from dirac.DataManagementSystem.DB.FileCatalogListings import directoryMetadata
 from dirac.DataManagementSystem.Logic.CatalogMetadata import CatalogMetadata
 from dirac.DataManagementSystem.Logic.CatalogPaths import Caller
 from dirac.DataManagementSystem.Logic.CatalogSecurity import (
