@@ -219,6 +219,16 @@ def isUnreachable(result: dict) -> bool:
     return not result["OK"] and result.get("Errno") == UNREACHABLE
 
 
+#: errors after which the same call may succeed later: the server could not be reached or was busy
+TRANSIENT_ERRNOS = frozenset({UNREACHABLE, DErrno.EDB, errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT,
+                              errno.EPROTO})
+
+
+def isTransient(result: dict) -> bool:
+    """Whether a failed call is worth repeating later (the server was not reached, or was busy)."""
+    return not result["OK"] and result.get("Errno") in TRANSIENT_ERRNOS
+
+
 def rootCause(exc: BaseException) -> str:
     """The message of the innermost cause of a requests error (the TLS reason when there is one)."""
     while exc.__context__ is not None and not isinstance(exc, ssl.SSLError):

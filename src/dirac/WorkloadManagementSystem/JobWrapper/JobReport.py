@@ -11,7 +11,6 @@ so that nothing is lost silently.
 from __future__ import annotations
 
 import datetime
-import errno
 import json
 import threading
 import time
@@ -19,22 +18,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from DIRACCommon.Core.Utilities import DErrno
-
+from dirac.Core.Tornado.Client import TRANSIENT_ERRNOS, isTransient  # noqa: F401 (re-exported)
 from dirac.Core.Utilities.Logging import getLogger
 
 log = getLogger("WorkloadManagement/JobReport")
 
-#: errors after which the same call may succeed later: the server could not be reached or was busy
-TRANSIENT_ERRNOS = frozenset({DErrno.EDISET, DErrno.EDB, errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT,
-                              errno.EPROTO})
 MAX_RETRY_DELAY = 60.0
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
-
-def isTransient(result: dict[str, Any]) -> bool:
-    """Whether a failed call is worth repeating (the server was not reached, or was busy)."""
-    return not result["OK"] and result.get("Errno") in TRANSIENT_ERRNOS
 
 
 class JobReport:
