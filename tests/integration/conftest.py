@@ -76,6 +76,20 @@ class Grid:
     def client(self, service: str = "Test/Dummy", proxy: str = "admin", **kwargs) -> RPCClient:
         return RPCClient(service, proxyLocation=str(self.proxies[proxy]), useCertificates=False, **kwargs)
 
+    def uploadProxy(self, dn: str, group: str, home: Path, hours: int = 72) -> Path:
+        """A certificate of ``dn`` from the instance CA in ``home``, and its proxy in ``group`` uploaded to the
+        ProxyManager with dirac-proxy-init (valid ``hours``): its local proxy's path."""
+        cert, key = self.ca.issueUserCertificate(dn)
+        (home / "usercert.pem").write_bytes(cert)
+        (home / "userkey.pem").write_bytes(key)
+        (home / "userkey.pem").chmod(0o600)
+        env = {**os.environ, **self.instance.environment(), "X509_USER_PROXY": str(home / "proxy.pem")}
+        done = subprocess.run([str(Path(sys.executable).parent / "dirac-proxy-init"), "-C", str(home / "usercert.pem"),
+                               "-K", str(home / "userkey.pem"), "-g", group, "--upload-valid", f"{hours}:00"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return home / "proxy.pem"
+
     def makeProxy(self, name: str, dn: str, group: str | None, lifetime: int = 3600) -> Path:
         """Issue a user certificate from the instance CA and a proxy of it."""
         cert, key = self.ca.issueUserCertificate(dn)

@@ -15,6 +15,7 @@ from dirac.RequestManagementSystem.Client.File import File
 from dirac.RequestManagementSystem.Client.Operation import Operation
 from dirac.RequestManagementSystem.Client.Request import Request
 from dirac.RequestManagementSystem.DB.RequestDB import RequestDB
+from tests.concurrency import runAtOnce
 
 LFN = "/dirac/user/b/bob/out"
 
@@ -112,27 +113,15 @@ def test_stuck_assigned_requests_are_kicked_back_to_waiting(db: RequestDB) -> No
 @pytest.mark.parametrize("claimers", [2, 4])
 def test_several_claimers_at_once_each_get_different_requests(db_url: str, claimers: int) -> None:
     ids = [RequestDB(db_url).putRequest(makeRequest(f"r{index}", files=1)) for index in range(60)]
-    start = threading.Barrier(claimers)
     got: Counter[int] = Counter()
-    errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def claim() -> None:
-        own = RequestDB(db_url)
-        try:
-            start.wait()
-            while batch := own.getRequests(3):
-                with lock:
-                    got.update(request.RequestID for request in batch)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def claim(own: RequestDB) -> None:
+        while batch := own.getRequests(3):
+            with lock:
+                got.update(request.RequestID for request in batch)
 
-    threads = [threading.Thread(target=claim) for _ in range(claimers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    runAtOnce(lambda own=RequestDB(db_url): claim(own) for _ in range(claimers))
     assert sorted(got) == ids and set(got.values()) == {1}, "a request was claimed twice or never"
 
 

@@ -1,0 +1,1 @@
+"""Operation handlers of the Request Management System itself (ForwardDISET)."""
