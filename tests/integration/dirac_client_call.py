@@ -39,6 +39,17 @@ def payload() -> dict:
     }
 
 
+def compactPayload() -> dict:
+    """A value our server answers with orjson's compact text (str keys only, no None, ASCII only)."""
+    return {
+        "when": datetime.datetime(2024, 5, 6, 7, 8, 9, 123456),
+        "day": datetime.date(2024, 1, 2),
+        "pair": (1, "a"),
+        "raw": b"\x00\xffbinary\n",
+        "files": {"/dirac/f1": {"Size": 2**40, "Ratio": 0.1, "Flags": [True, False], "Mode": 420}},
+    }
+
+
 def _clean(result: Any) -> Any:
     """An S_OK/S_ERROR without the client-side decorations (stubs and call stacks)."""
     if isinstance(result, dict) and "OK" in result:
@@ -85,6 +96,14 @@ def runDirect(settings: dict, results: dict) -> None:
         return answer
 
     _record(results, "echo", echo)
+
+    def echoCompact() -> Any:
+        answer = client.echo(compactPayload())
+        if answer.get("OK"):
+            results["echoCompactTypes"] = _typeNames(answer["Value"])
+        return answer
+
+    _record(results, "echoCompact", echoCompact)
     _record(results, "whoami", lambda: client.whoami())
     bobClient = TornadoClient(url, proxyLocation=settings["bobProxy"])
     _record(results, "whoamiBob", lambda: bobClient.whoami())

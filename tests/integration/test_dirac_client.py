@@ -155,6 +155,16 @@ def test_echo_round_trips_through_both_encoders(direct):
     }
 
 
+def test_compact_answers_decode_in_the_dirac_client_to_the_same_values(direct):
+    value = callScript.compactPayload()
+    assert b", " not in JEncode.encodeCompact({"OK": True, "Value": value})  # the server answers with orjson's text
+    answer = _noException(direct["echoCompact"])
+    assert answer == {"OK": True, "Value": JEncode.decode(JEncode.encode(value))[0]}
+    assert direct["echoCompactTypes"] == {"when": "datetime", "day": "date", "pair": ["int", "str"], "raw": "bytes",
+                                          "files": {"/dirac/f1": {"Size": "int", "Ratio": "float",
+                                                                  "Flags": ["bool", "bool"], "Mode": "int"}}}
+
+
 def test_whoami_shows_our_registry_identity(grid, direct):
     ours = grid.client().whoami()
     assert ours["OK"], ours

@@ -189,7 +189,7 @@ class RPCEndpoint(tornado.web.RequestHandler):
         result = dict(result)
         result.pop("CallStack", None)  # never show the server's stack to a client
         self.set_status(status)
-        self.finish(JEncode.encode(result))
+        self.finish(JEncode.encodeCompact(result))
 
     async def _stream(self, source: Any) -> None:
         """Send bytes, a path or an open binary file to the client in chunks."""

@@ -3,17 +3,29 @@
 Plain JSON plus three tagged objects, as the DIRAC HTTPS client and server exchange them:
 ``{"__dCls": "dt", "obj": "YYYY-mm-dd HH:MM:SS"}`` for datetimes (no sub-seconds),
 ``{"__dCls": "date", "obj": "YYYY-mm-dd"}`` for dates and ``{"__dCls": "b64", "obj": ...}``
-for bytes. Tuples travel as lists and non-string dict keys as strings, as in JSON.
+for bytes. Tuples travel as lists and non-string dict keys as strings, as in JSON; sets as sorted
+lists, UUIDs as their text and enumeration members as their value.
 Objects carrying any other ``__dCls`` are refused: we never import classes named by a peer.
+
+``encode`` gives the text DIRAC's own ``encode`` gives, byte for byte. ``encodeCompact`` (the
+server's answers) gives the same JSON value without the spaces, several times faster for big
+answers (a 10,000-file listing: ~40 -> ~10 ms): orjson writes it where orjson's text means exactly
+what ``encode``'s does, and ``encode`` writes it otherwise (see ``encodeCompact``).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import enum
 import functools
 import json
+import uuid
 from typing import Any
+
+import orjson
+
+from dirac.Core.Utilities.GarbageCollection import gcPaused
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"
@@ -55,7 +67,17 @@ class _Encoder(json.JSONEncoder):
             return {"__dCls": "b64", "obj": base64.b64encode(o).decode()}
         if isinstance(o, (set, frozenset)):
             return sorted(o)
+        if isinstance(o, uuid.UUID):  # as orjson writes them, so that both encoders agree
+            return str(o)
+        if isinstance(o, enum.Enum):
+            return o.value
         return super().default(o)
+
+
+_encoder = _Encoder()
+#: non-str keys, NaN and numbers beyond 64 bits are left to json (orjson refuses them or writes null);
+#: datetimes, dates, dataclasses go through _encoder.default (orjson would write them its own way)
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _decodeObject(data: dict) -> Any:
@@ -76,8 +98,33 @@ def encode(data: Any) -> str:
     return json.dumps(data, cls=_Encoder)
 
 
+def encodeCompact(data: Any) -> bytes:
+    """``data`` as compact JEncoded JSON (UTF-8): what ``encode`` gives without the spaces, as fast as orjson.
+
+    orjson's text is used when it decodes to exactly what ``encode``'s text decodes to: every dict
+    key a str (orjson refuses others), every integer within 64 bits (the same), no ``null`` in the
+    text (orjson writes NaN and infinities as null: the text is made again by json when it holds
+    the word null anywhere, also inside a string) and only ASCII (json escapes the rest, which
+    then needs no charset on the client's side). Otherwise ``encode`` writes it.
+    """
+    try:
+        text = orjson.dumps(data, default=_encoder.default, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError too: a value orjson does not write as json would
+        return encode(data).encode()
+    if b"null" in text or not text.isascii():
+        return encode(data).encode()
+    return text
+
+
+#: texts longer than this are decoded with the garbage collector paused (a listing's 50,000 dicts)
+_BIG_TEXT = 1 << 16
+
+
 def decode(text: str | bytes) -> tuple[Any, int]:
     """Decode JEncoded text; returns ``(object, length)`` like DIRAC's ``decode``."""
+    if len(text) > _BIG_TEXT:
+        with gcPaused():
+            return json.loads(text, object_hook=_decodeObject), len(text)
     return json.loads(text, object_hook=_decodeObject), len(text)
 
 
