@@ -47,7 +47,7 @@ def _formatted(o: datetime.datetime) -> str:
 _naiveText = functools.lru_cache(maxsize=4096)(_formatted)
 
 
-def _parseDatetime(text: str) -> datetime.datetime:
+def _parsedDatetime(text: str) -> datetime.datetime:
     """DATETIME_FORMAT text as a datetime: fromisoformat when it has exactly that shape, else strptime's checks."""
     if len(text) == 19 and text[4] == "-" and text[10] == " " and text[13] == ":" and text.isascii():
         try:
@@ -55,6 +55,10 @@ def _parseDatetime(text: str) -> datetime.datetime:
         except ValueError:
             pass  # strptime gives the usual error
     return datetime.datetime.strptime(text, DATETIME_FORMAT)
+
+
+#: the same few timestamps come thousands of times in a big answer (datetimes are immutable: shared safely)
+_parseDatetime = functools.lru_cache(maxsize=4096)(_parsedDatetime)
 
 
 class _Encoder(json.JSONEncoder):
