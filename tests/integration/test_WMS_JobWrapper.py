@@ -251,7 +251,9 @@ def test_reports_that_cannot_reach_the_server_are_left_in_a_file_that_can_be_rep
     match = submitAndMatch(wms, job)
     jobID = match["JobID"]
     closed = "https://127.0.0.1:9/WorkloadManagement/JobStateUpdate"  # the discard port: nothing listens
+    # the ReqManager out of reach too: else the reports become a ForwardDISET request (test_RMS_JobFailover.py)
     code = runWrapper(wms, match, tmp_path / "node", {"/Systems/WorkloadManagement/URLs/JobStateUpdate": closed,
+                                                      "/Systems/RequestManagement/URLs/ReqManager": closed,
                                                       "ReportRetryTime": "1"})
     assert code == EXIT_REPORTS_UNDELIVERED
     assert state(wms, jobID)[0] == JobStatus.MATCHED

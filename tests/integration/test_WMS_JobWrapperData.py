@@ -169,7 +169,8 @@ def test_output_se_failing_sends_the_output_to_the_failover_se_registered_there(
     match = submitOptimizeAndMatch(wms, tmp_path, area, lfns=["result.dat"], outputSE=["Closed-SE", "Inactive-SE"])
     jobID = match["JobID"]
     assert runAsBob(wms, match, tmp_path, failingSEs(wms.port)) == EXIT_DONE
-    assert state(wms, jobID) == (JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE)
+    # a request is to move the file to Closed-SE later (test_RMS_JobFailover.py): the job waits for it, as in DIRAC
+    assert state(wms, jobID) == (JobStatus.COMPLETED, JobMinorStatus.PENDING_REQUESTS)
     lfn = f"{BOB_HOME}/{jobID // 1000}/{jobID}/result.dat"  # DIRAC's default LFN of a user job's output
     assert parameters(wms, jobID)["OutputDataSEs"] == f"{lfn}: OneBox-Failover (failover)"
     replicas = ok(DataManager(**asBob(wms)).getReplicas(lfn))["Successful"][lfn]

@@ -5,6 +5,7 @@ services is in tests/integration/test_WMS_JobWrapperData.py."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,27 @@ from typing import Any
 import pytest
 
 from dirac.Core.Config import gConfig
+from dirac.Core.Utilities import DEncode
+from dirac.Core.Utilities.Adler import fileAdler32
+from dirac.Core.Utilities.ReturnValues import S_OK
 from dirac.DataManagementSystem.Client.DataManager import DataManager
 from dirac.DataManagementSystem.DB.FileCatalogDB import FileCatalogDB
 from dirac.DataManagementSystem.Logic.FileCatalog import FileCatalog
+from dirac.RequestManagementSystem.Client.Request import Request
+from dirac.RequestManagementSystem.Client.RequestValidator import validateRequest
+from dirac.RequestManagementSystem.DB.RequestDB import RequestDB
+from dirac.RequestManagementSystem.Logic.OperationHandlers import knownTypes
 from dirac.Resources.Storage.StorageElement import StorageElement
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
 from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import JobArguments
 from dirac.WorkloadManagementSystem.JobWrapper.JobData import JobData, JobDataError
-from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import EXIT_DONE, EXIT_FAILED, JobWrapper
+from dirac.WorkloadManagementSystem.JobWrapper.JobWrapper import (
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_REPORTS_UNDELIVERED,
+    PENDING_REPORTS_FILE,
+    JobWrapper,
+)
 from tests.unit.DataManagementSystem.test_DMS_DataManager import ALICE, InProcessCatalog
 
 from .test_WMS_JobWrapper import FAST, JOB_ID, RecordingJobStateClient, RecordingSandboxClient, jdl
@@ -81,16 +95,28 @@ def data(tmp_path: Path, sqlite_url: str, fileSEs: dict[str, Path], addFileSE: C
     return DataGrid(fc, DataManager(InProcessCatalog(fc, ALICE), storageElement=ReadRecordingSE), roots, reads)
 
 
-def runJob(tmp_path: Path, data: DataGrid, script: str = READER, **attributes: object
-           ) -> tuple[int, RecordingJobStateClient]:
+class InProcessRequests:
+    """Stands for the ReqManager (its checks, then a real RequestDB on SQLite in the test's directory)."""
+
+    def __init__(self, url: str):
+        self.db = RequestDB(url)
+
+    def putRequest(self, request: Request) -> dict:
+        validateRequest(request, knownTypes())
+        return S_OK(self.db.putRequest(request))
+
+
+def runJob(tmp_path: Path, data: DataGrid, script: str = READER, requests: InProcessRequests | None = None,
+           jobStateDown: bool = False, **attributes: object) -> tuple[int, RecordingJobStateClient]:
     work = tmp_path / "node"
     work.mkdir()
     jobState = RecordingJobStateClient()
+    jobState.down = jobStateDown
     sandbox = RecordingSandboxClient({"SB:SandboxSE|/in/1.tar.bz2": {"run.sh": script}})
     description = {"Executable": "run.sh", "InputSandbox": ["SB:SandboxSE|/in/1.tar.bz2"], **attributes}
     arguments = JobArguments(JobID=JOB_ID, JDL=jdl(**description), Owner="alice", OwnerGroup="dirac_user",
                              VO="dirac", Site=SITE)
-    return JobWrapper(arguments, work, FAST, jobState, sandbox, data.dm).run(), jobState
+    return JobWrapper(arguments, work, FAST, jobState, sandbox, data.dm, requestClient=requests).run(), jobState
 
 
 def test_input_data_and_sandbox_lfns_are_downloaded_from_the_site_se_and_read_by_the_payload(tmp_path, data) -> None:
@@ -135,10 +161,11 @@ def test_a_corrupted_replica_is_refused_and_the_next_one_is_read(tmp_path, data)
     assert (tmp_path / "node" / "out.dat").read_text() == "input data\nlibrary\n"
 
 
-def outputJob(tmp_path: Path, data: DataGrid, **attributes: object) -> tuple[int, RecordingJobStateClient]:
+def outputJob(tmp_path: Path, data: DataGrid, requests: InProcessRequests | None = None, jobStateDown: bool = False,
+              **attributes: object) -> tuple[int, RecordingJobStateClient]:
     data.put(f"{HOME}/in/in.dat", b"in\n", tmp_path, "SE-A")
     data.put(f"{HOME}/lib/lib.txt", b"lib\n", tmp_path, "SE-A")
-    return runJob(tmp_path, data, InputData=[f"{HOME}/in/in.dat"],
+    return runJob(tmp_path, data, requests=requests, jobStateDown=jobStateDown, InputData=[f"{HOME}/in/in.dat"],
                   InputSandbox=["SB:SandboxSE|/in/1.tar.bz2", f"LFN:{HOME}/lib/lib.txt"], **attributes)
 
 
@@ -163,12 +190,55 @@ def test_a_failed_payload_keeps_its_output_data_on_the_node_as_in_dirac(tmp_path
     assert "UploadedOutputData" not in jobState.parameters
 
 
-def test_output_se_refusing_writes_sends_the_file_to_the_failover_se_registered_there(tmp_path, data) -> None:
-    code, jobState = outputJob(tmp_path, data, OutputData=["out.dat"], OutputSE="SE-C", OutputPath="/results")
+def test_output_se_refusing_writes_sends_the_file_to_the_failover_se_and_a_request_to_move_it(tmp_path, data,
+                                                                                              sqlite_url) -> None:
+    requests = InProcessRequests(sqlite_url)
+    code, jobState = outputJob(tmp_path, data, requests, OutputData=["out.dat"], OutputSE="SE-C",
+                               OutputPath="/results")
     assert code == EXIT_DONE, jobState.parameters.get("Error Message")
     lfn = f"{HOME}/results/out.dat"
     assert set(data.replicas(lfn)) == {"SE-B"} and data.stored("SE-B", lfn).read_text() == "in\nlib\n"
     assert jobState.parameters["OutputDataSEs"] == f"{lfn}: SE-B (failover)"
+    # DIRAC's failover request: replicate to the OutputSE from the failover SE, then remove the failover replica
+    request = requests.db.peekRequest(requests.db.getRequestIDForName(f"job_{JOB_ID}"))
+    assert (request.JobID, request.Owner, request.OwnerGroup, request.SourceComponent) == (
+        JOB_ID, "alice", "dirac_user", f"Job_{JOB_ID}")
+    assert [(op.Type, op.TargetSE, op.SourceSE, [f.LFN for f in op]) for op in request] == [
+        ("ReplicateAndRegister", "SE-C", "SE-B", [lfn]), ("RemoveReplica", "SE-B", "", [lfn])]
+    assert (request[0][0].Checksum, request[0][0].ChecksumType, request[0][0].Size) == (
+        fileAdler32(tmp_path / "node" / "out.dat"), "ADLER32", len("in\nlib\n"))
+    assert jobState.trail()[-1] == ("Completed", JobMinorStatus.PENDING_REQUESTS)
+    assert jobState.parameters["PendingRequest"] == request.getDigest()["Value"]
+
+
+def test_reports_the_jobstateupdate_does_not_take_go_first_in_the_request_as_forward_diset(tmp_path, data,
+                                                                                           sqlite_url) -> None:
+    requests = InProcessRequests(sqlite_url)
+    code, jobState = outputJob(tmp_path, data, requests, jobStateDown=True, OutputData=["out.dat"], OutputSE="SE-C")
+    assert code == EXIT_DONE and not (tmp_path / "node" / PENDING_REPORTS_FILE).exists()
+    assert jobState.records == [], "the JobStateUpdate never answered"
+    request = requests.db.peekRequest(requests.db.getRequestIDForName(f"job_{JOB_ID}"))
+    assert [op.Type for op in request] == ["ForwardDISET", "ForwardDISET", "ReplicateAndRegister", "RemoveReplica"]
+    (service, _), method, (jobID, bulk, force) = DEncode.decode(request[0].Arguments)[0]
+    assert (service, method, jobID, force) == ("WorkloadManagement/JobStateUpdate", "setJobStatusBulk", JOB_ID, False)
+    records = [bulk[stamp] for stamp in sorted(bulk)]
+    assert records[0]["Status"] == "Running" and records[-1]["Status"] == "Completed"
+    assert records[-1]["MinorStatus"] == JobMinorStatus.PENDING_REQUESTS
+    (_, _), method, (_, parameters) = DEncode.decode(request[1].Arguments)[0]
+    assert method == "setJobParameters" and ["OutputDataSEs", f"{HOME}/1/{JOB_ID}/out.dat: SE-B (failover)"] in \
+        parameters
+
+
+def test_without_a_reqmanager_the_failover_request_is_left_for_the_job_agent(tmp_path, data) -> None:
+    code, jobState = outputJob(tmp_path, data, OutputData=["out.dat"], OutputSE="SE-C")  # no ReqManager configured
+    assert code == EXIT_REPORTS_UNDELIVERED
+    assert jobState.trail()[-1] == ("Completed", JobMinorStatus.PENDING_REQUESTS)
+    left = json.loads((tmp_path / "node" / PENDING_REPORTS_FILE).read_text())
+    assert [op["Type"] for op in json.loads(left["Request"])["Operations"]] == ["ReplicateAndRegister", "RemoveReplica"]
+    (tmp_path / "2").mkdir()
+    code, jobState = runJob(tmp_path / "2", data, jobStateDown=True)  # reports alone: in the file only, as before
+    left = json.loads((tmp_path / "2" / "node" / PENDING_REPORTS_FILE).read_text())
+    assert code == EXIT_REPORTS_UNDELIVERED and "Request" not in left and left["StatusBulk"]
 
 
 def test_output_stored_nowhere_fails_the_job_and_leaves_no_catalog_entry(tmp_path, data) -> None:

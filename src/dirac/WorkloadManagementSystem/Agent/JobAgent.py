@@ -96,7 +96,7 @@ class JobAgent(AgentModule):
 
     def __init__(self, agentName: str = AGENT_NAME, innerCE: ComputingElement | None = None,
                  matcher: Any = None, jobReport: Any = None, jobMonitoring: Any = None, proxyManager: Any = None,
-                 jobManager: Any = None):
+                 jobManager: Any = None, requestClient: Any = None):
         super().__init__(agentName)
         self.innerCE = innerCE
         self.matcher = matcher
@@ -104,6 +104,8 @@ class JobAgent(AgentModule):
         self.jobMonitoring = jobMonitoring
         self.proxyManager = proxyManager
         self.jobManager = jobManager
+        #: ReqClient, for the requests wrappers could not store (made when needed)
+        self.requestClient = requestClient
         self.started = time.monotonic()
         self.jobsRun = 0
         self.failedMatches = 0
@@ -389,10 +391,28 @@ class JobAgent(AgentModule):
             return
         path.rename(path.with_suffix(".delivered"))
         self.log.info("Job %d: the wrapper's pending reports delivered", jobID)
+        if pending.get("Request"):  # the job's failover request the ReqManager did not take from the wrapper
+            self._putJobRequest(jobID, pending["Request"])
         if pending.get("Reschedule"):  # the wrapper's decision (stopped from outside DIRAC), carried out now
             result = self.jobManager.rescheduleJob(jobID)
             self.log.info("Job %d: %s: %s", jobID, pending["Reschedule"],
                           "rescheduled" if result["OK"] else f"not rescheduled: {result['Message']}")
+
+    def _putJobRequest(self, jobID: int, requestJSON: str) -> None:
+        """Put the request a wrapper left (its output on failover SEs to move); the job fails when it cannot be."""
+        from dirac.RequestManagementSystem.Client.ReqClient import ReqClient
+        from dirac.RequestManagementSystem.Client.Request import Request
+
+        self.requestClient = self.requestClient or ReqClient()
+        try:
+            result = self.requestClient.putRequest(Request(requestJSON))
+        except DiracError as exc:
+            result = exc.toSError()
+        if result["OK"]:
+            self.log.info("Job %d: the wrapper's request stored as request %s", jobID, result["Value"])
+            return
+        self.log.error("Job %d: the wrapper's request cannot be stored: %s", jobID, result["Message"])
+        self._failJob(jobID, JobMinorStatus.FAILED_SENDING_REQUESTS)
 
     def _failJob(self, jobID: int, reason: str) -> None:
         self.log.error("Job %d: %s", jobID, reason)

@@ -9,7 +9,8 @@
   checked against the catalog's Adler32 (``DataManager.getFile``).
 * ``OutputData`` (local names, globs allowed, or ``LFN:`` paths), ``OutputSE`` and ``OutputPath``: each file
   is stored and registered (``DataManager.putAndRegister``) on the first of the output SEs that takes it,
-  else on a failover SE (the ``Tier1-Failover`` SE group). ``putAndRegister`` leaves nothing registered
+  else on a failover SE (the ``Tier1-Failover`` SE group), from where the job's request moves it to the first
+  OutputSE later (``failedOver``, see FailoverRequest). ``putAndRegister`` leaves nothing registered
   without its copy, so a file that every SE refused is in neither.
 
 Everything runs with the wrapper's own credentials (``X509_USER_PROXY``): the catalog's and SEs' rules
@@ -65,6 +66,16 @@ class OutputFile:
     entry: str
 
 
+@dataclass(frozen=True)
+class FailedOverFile:
+    """An OutputData file stored on a failover SE: a request is to move it to ``targetSE`` later."""
+
+    output: OutputFile
+    failoverSE: str
+    #: the first OutputSE: where DIRAC's failover request replicates it
+    targetSE: str
+
+
 def stripLFN(entry: str) -> str:
     """``LFN:/a/b`` (or ``lfn:``) -> ``/a/b``."""
     return entry[4:] if entry[:4].lower() == "lfn:" else entry
@@ -98,6 +109,8 @@ class JobData:
         self.vo = vo or (getVOForGroup(ownerGroup) if ownerGroup else "")
         self.dm = dataManager
         self.report = report
+        #: the OutputData files ``upload`` could only store on a failover SE
+        self.failedOver: list[FailedOverFile] = []
 
     # -- input -------------------------------------------------------------------------------------------------
     def replicas(self, lfns: list[str], failure: str, notAvailable: str) -> dict[str, dict[str, str]]:
@@ -289,6 +302,8 @@ class JobData:
                 reason = put["Message"] if not put["OK"] else put["Value"]["Failed"].get(output.lfn)
                 if put["OK"] and output.lfn in put["Value"]["Successful"]:
                     landed[output.lfn] = se
+                    if se in failover and ses:
+                        self.failedOver.append(FailedOverFile(output, se, ses[0]))
                     log.info("Job %d: %s stored on %s%s and registered", self.jobID, output.lfn, se,
                              " (failover)" if se in failover else "")
                     break

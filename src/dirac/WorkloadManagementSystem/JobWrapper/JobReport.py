@@ -152,6 +152,23 @@ class JobReport:
             delay = min(delay * 2, MAX_RETRY_DELAY)
         return True
 
+    # -- handing over ------------------------------------------------------------------------------
+    def pendingCalls(self) -> list[tuple[str, list[Any]]]:
+        """The calls that would deliver what is pending, in order: [(method, args)], as DIRAC's
+        ``generateForwardDISET`` turns them into ForwardDISET operations."""
+        with self._lock:
+            calls: list[tuple[str, list[Any]]] = []
+            if self._statuses:
+                calls.append(("setJobStatusBulk", [self.jobID, dict(self._statuses), False]))
+            if self._parameters:
+                calls.append(("setJobParameters", [self.jobID, [list(pair) for pair in self._parameters]]))
+            return calls
+
+    def handedOver(self) -> None:
+        """What was pending is delivered by someone else (a request replays it): forget it."""
+        with self._lock:
+            self._statuses, self._parameters = [], []
+
     # -- last resort -------------------------------------------------------------------------------
     def pendingReports(self) -> dict[str, Any]:
         """What was not delivered: {'JobID', 'StatusBulk' (as setJobStatusBulk takes it), 'Parameters', 'Rejected'}."""

@@ -11,7 +11,11 @@ Steps, each logged with the JobID and reported through ``JobReport`` (WorkloadMa
 4. outputs: the OutputSandbox patterns (plus StdOutput and StdError) packed, uploaded and
    assigned to the job; OutputData stored on OutputSE (else a failover SE) and registered;
 5. final status: Done / "Execution Complete", or Failed with the minor status of the first
-   failure. A job stopped by the server (a ``Kill`` command) gets no status from the wrapper.
+   failure; Completed / "Pending Requests" when OutputData landed on a failover SE: the job's
+   request (``FailoverRequest``) moves them later and the RequestExecutingAgent then sets it Done.
+   Reports the JobStateUpdate does not take at the end go into that request (ForwardDISET) when the
+   ReqManager takes it, else into the pending-reports file (with the request, for the JobAgent).
+   A job stopped by the server (a ``Kill`` command) gets no status from the wrapper.
    A wrapper stopped from outside DIRAC (SIGTERM/SIGINT from the batch system, or from the pilot
    being stopped) reports its job Failed / "Received Kill signal" with the reason, then reschedules it
    (``rescheduleAfterStop``): the job did nothing wrong (Failed past MaxRescheduling).
@@ -39,13 +43,23 @@ from typing import Any
 from DIRACCommon.WorkloadManagementSystem.Client import JobStatus
 
 from dirac.Core.Config import gConfig
-from dirac.Core.Tornado.Client import isUnreachable
+from dirac.Core.Tornado.Client import isTransient, isUnreachable
 from dirac.Core.Utilities.Exceptions import InvalidArgument
 from dirac.Core.Utilities.Logging import getLogger
 from dirac.WorkloadManagementSystem.Client import JobMinorStatus
+from dirac.WorkloadManagementSystem.JobWrapper.FailoverRequest import (
+    JOB_STATE_UPDATE,
+    LEFT,
+    STORED,
+    jobRequest,
+    prependReports,
+    putJobRequest,
+    transferRequest,
+    withoutReports,
+)
 from dirac.WorkloadManagementSystem.JobWrapper.JobArguments import JobArguments, PayloadDescription
-from dirac.WorkloadManagementSystem.JobWrapper.JobData import JobData, JobDataError
-from dirac.WorkloadManagementSystem.JobWrapper.JobReport import JobReport, isTransient
+from dirac.WorkloadManagementSystem.JobWrapper.JobData import FailedOverFile, JobData, JobDataError
+from dirac.WorkloadManagementSystem.JobWrapper.JobReport import JobReport
 from dirac.WorkloadManagementSystem.JobWrapper.Settings import JobWrapperSettings
 from dirac.WorkloadManagementSystem.JobWrapper.Watchdog import Watchdog, WatchdogLimits, cpuLimit, tail
 
@@ -126,7 +140,7 @@ class JobWrapper:
 
     def __init__(self, arguments: JobArguments, workDir: str | Path = ".", settings: JobWrapperSettings | None = None,
                  jobStateClient: Any = None, sandboxClient: Any = None, dataManager: Any = None,
-                 jobManager: Any = None):
+                 jobManager: Any = None, requestClient: Any = None):
         if jobStateClient is None:
             from dirac.WorkloadManagementSystem.Client.WMSClients import JobStateUpdateClient
 
@@ -146,6 +160,10 @@ class JobWrapper:
         self.dataManager = dataManager
         #: JobManager, to reschedule a job stopped from outside (made when needed)
         self.jobManager = jobManager
+        #: ReqClient, for the job's failover request (made when needed)
+        self.requestClient = requestClient
+        #: OutputData files stored on a failover SE, to be moved by the job's request
+        self.failedOver: list[FailedOverFile] = []
         self.report = JobReport(self.jobID, jobStateClient, SOURCE, self.settings.ReportRetryDelay)
         self.description: PayloadDescription | None = None
         self.cpuNormalizationFactor = arguments.CPUNormalizationFactor or gConfig.getValue(
@@ -518,7 +536,9 @@ class JobWrapper:
         """Store the OutputData files on OutputSE (else a failover SE) and register them."""
         assert self.description is not None
         self._status(minorStatus=JobMinorStatus.UPLOADING_OUTPUT_DATA, send=True)
-        self.jobData().upload(lfns, outputSEs, self.description.outputPath)
+        data = self.jobData()
+        data.upload(lfns, outputSEs, self.description.outputPath)
+        self.failedOver = data.failedOver
         self._status(JobStatus.COMPLETING, JobMinorStatus.OUTPUT_DATA_UPLOADED)
 
     # -- 5. the end -----------------------------------------------------------------------------------
@@ -542,6 +562,8 @@ class JobWrapper:
         """Report the final status, deliver every report (or write them to a file); the exit code."""
         reschedule = rescheduleAfterStop(self.signalled, self.killed, self.failureBeforeStop, self.applicationExitCode)
         reason = ""
+        request = None if self.killed or self.signalled is not None or self.failure is not None else \
+            transferRequest(self.jobID, self.arguments.Owner, self.arguments.OwnerGroup, self.failedOver)
         if self.killed:
             log.info("Job %d: finished, killed", self.jobID)
         elif reschedule:
@@ -553,6 +575,11 @@ class JobWrapper:
         elif self.failure is not None:
             log.info("Job %d: finished: %s / %s", self.jobID, JobStatus.FAILED, self.failure)
             self._status(JobStatus.FAILED, self.failure)
+        elif request is not None:
+            log.info("Job %d: finished: %s / %s: %d output file(s) on failover SEs to move", self.jobID,
+                     JobStatus.COMPLETED, JobMinorStatus.PENDING_REQUESTS, len(self.failedOver))
+            self.report.setJobParameter("PendingRequest", request.getDigest()["Value"], sendFlag=False)
+            self._status(JobStatus.COMPLETED, JobMinorStatus.PENDING_REQUESTS)
         else:
             log.info("Job %d: finished: %s / %s", self.jobID, JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE)
             self._status(JobStatus.DONE, JobMinorStatus.EXEC_COMPLETE)
@@ -560,19 +587,48 @@ class JobWrapper:
         timeout = min(self.settings.ReportRetryTime, SIGNALLED_REPORT_TIME) if self.signalled \
             else self.settings.ReportRetryTime
         delivered = self.report.commit(timeout)
+        if not delivered and self.signalled is None and not self.killed:  # DIRAC's ForwardDISET of the reports
+            request = request or jobRequest(self.jobID, self.arguments.Owner, self.arguments.OwnerGroup)
+            prependReports(request, self.report.pendingCalls(), getattr(self.jobStateClient, "service", JOB_STATE_UPDATE))
+        leftRequest = ""  # the request's JSON when the ReqManager could not take it: the JobAgent puts it
+        if request is not None:
+            delivered, leftRequest = self._sendRequest(request, delivered)
         later = ""  # a reschedule the server could not be asked for now
         if reschedule and not self.report.rejected and not (delivered and self._reschedule()):
             later = reason
-        if not delivered or self.report.rejected or later:
-            # "Reschedule": whoever delivers these reports (the JobAgent) reschedules the job after them
-            self.report.dump(self.workDir / PENDING_REPORTS_FILE, **({"Reschedule": later} if later else {}))
+        if not delivered or self.report.rejected or later or leftRequest:
+            # "Reschedule": whoever delivers these reports (the JobAgent) reschedules the job after them;
+            # "Request": and puts the job's request
+            self.report.dump(self.workDir / PENDING_REPORTS_FILE, **({"Reschedule": later} if later else {}),
+                             **({"Request": leftRequest} if leftRequest else {}))
         if self.killed:
             return EXIT_KILLED
         if self.signalled is not None:
             return 128 + self.signalled
-        if not delivered or self.report.rejected:
+        if not delivered or self.report.rejected or leftRequest:
             return EXIT_REPORTS_UNDELIVERED
         return EXIT_FAILED if self.failure is not None else EXIT_DONE
+
+    def _sendRequest(self, request: Any, delivered: bool) -> tuple[bool, str]:
+        """Put the job's request: (whether every report is now delivered, the request's JSON when it is left for
+        the JobAgent). Stored, a request holding the undelivered reports (ForwardDISET) delivers them; refused,
+        it fails the job (Failed sending requests), as in DIRAC."""
+        if self.requestClient is None:
+            from dirac.RequestManagementSystem.Client.ReqClient import ReqClient
+
+            self.requestClient = ReqClient(timeout=REPORT_TIMEOUT)
+        outcome, detail = putJobRequest(self.requestClient, request, self._whileServerAway)
+        if outcome == STORED:
+            if any(operation.Type == "ForwardDISET" for operation in request):
+                self.report.handedOver()
+                return True, ""
+            return delivered, ""
+        if outcome == LEFT:  # the reports stay in the pending-reports file: the JobAgent delivers them
+            return delivered, withoutReports(request)
+        self.failure = JobMinorStatus.FAILED_SENDING_REQUESTS
+        self.report.setJobParameter("Error Message", f"the failover request was refused: {detail}", sendFlag=False)
+        self._status(JobStatus.FAILED, JobMinorStatus.FAILED_SENDING_REQUESTS)
+        return self.report.commit(min(self.settings.ReportRetryTime, SIGNALLED_REPORT_TIME)), ""
 
 
 def _totalSize(paths: list[Path]) -> int:
