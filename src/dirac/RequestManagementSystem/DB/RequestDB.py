@@ -379,9 +379,9 @@ class RequestDB(DB):
         query = select(*columns, *([requestTable.c.JobID] if getJobID else [])).where(
             requestTable.c.Status.in_(statuses))
         if since:
-            query = query.where(requestTable.c.LastUpdate > since)
+            query = query.where(requestTable.c.LastUpdate >= since)
         if until:
-            query = query.where(requestTable.c.LastUpdate < until)
+            query = query.where(requestTable.c.LastUpdate <= until)
         with self.connection("getRequestIDsList") as conn:
             rows = conn.execute(self._owned(query, owner).order_by(requestTable.c.LastUpdate).limit(limit)).all()
         return [list(row) for row in rows]
