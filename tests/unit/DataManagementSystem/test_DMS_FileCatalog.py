@@ -210,3 +210,44 @@ def test_listDirectory_and_dump_packedRowsOnMariaDB_sameAsThePlainQuery_evenWith
     assert db.listDirectory("/dirac/list", False)["Files"]["/dirac/list/odd"]["MetaData"]["GUID"] == "a\x00b\x01c"
     assert db.getDirectoryDump("/dirac/list")["Files"]["/dirac/list/odd"]["Size"] == 1
     assert gc.isenabled()  # the collector paused for the listing is running again
+
+
+def test_nearestDirectories_isThePathItselfWhenADirectory_elseTheNearestExistingAbove(fc) -> None:
+    db = fc.db
+    ok(fc.addFile(ALICE, {f"{HOME}/leaf/f1": fileInfo(), f"{HOME}/mixed/f2": fileInfo()}))
+    ok(fc.createDirectory(ALICE, [f"{HOME}/mixed/sub", f"{HOME}/mixed/sub/deeper"]))
+    ids = {path: row["DirID"] for path, row in db.getDirectories(
+        ["/", "/dirac", HOME, f"{HOME}/leaf", f"{HOME}/mixed", f"{HOME}/mixed/sub", f"{HOME}/mixed/sub/deeper"]).items()}
+    expected = {
+        f"{HOME}/leaf/f1": f"{HOME}/leaf",  # a file in a directory without subdirectories
+        f"{HOME}/leaf/new": f"{HOME}/leaf",  # absent
+        f"{HOME}/mixed/f2": f"{HOME}/mixed",  # a file next to a subdirectory
+        f"{HOME}/mixed/sub": f"{HOME}/mixed/sub",  # a directory: itself
+        f"{HOME}/mixed/sub/deeper": f"{HOME}/mixed/sub/deeper",  # itself, its parent also asked for
+        f"{HOME}/mixed/sub/x/y/z": f"{HOME}/mixed/sub",  # several levels missing
+        f"{HOME}/leaf/f1/below": f"{HOME}/leaf",  # below a file
+        "/nowhere/at/all": "/",
+        "/dirac": "/dirac",
+        "/": "/",
+        HOME: HOME,
+    }
+    nearest = db.nearestDirectories(expected)
+    assert {path: row["DirID"] for path, row in nearest.items()} == {path: ids[d] for path, d in expected.items()}
+
+
+def test_lfnError_acceptsDotNamesAndLongComponents_refusesEachBadShapeWithItsReason() -> None:
+    from dirac.DataManagementSystem.DB.FileCatalogTables import MAX_NAME_LENGTH
+    from dirac.DataManagementSystem.Logic.CatalogPaths import lfnError
+
+    for good in ("/dirac", "/dirac/.hidden", "/dirac/..x", "/dirac/x..", f"/dirac/{'n' * MAX_NAME_LENGTH}",
+                 "/dirac/caf\u00e9", "/dirac/" + "/".join(["d" * 100] * 10)[:MAX_LFN_LENGTH - 7]):
+        assert lfnError(good, ALICE) is None, good
+    bad = {"/dirac/.": "'.' component", "/dirac/../x": "'..' component", "/dirac//x": "empty path component",
+           "/dirac/x/": "empty path component", "/dirac/a\x7f": "control characters", "/dirac/a\nb": "control",
+           f"/dirac/{'n' * (MAX_NAME_LENGTH + 1)}": "a component is longer", "/diracx/y": "not under the VO root",
+           "/dirac" + "/d" * MAX_LFN_LENGTH: f"longer than {MAX_LFN_LENGTH}", "dirac/x": "not an absolute path",
+           "": "empty", "/": "/ is not under a VO root"}
+    for path, reason in bad.items():
+        assert reason in (lfnError(path, ALICE) or ""), path
+    assert lfnError("/lhcb/x", ADMIN) is None and lfnError("/", ADMIN) is None
+    assert lfnError("/dirac/x", Caller("nobody", "g", "")) == "Invalid LFN: the caller has no VO"

@@ -118,12 +118,30 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, FileCatalogListing
             return self._filesByLFN(conn, lfns)
 
     def nearestDirectories(self, paths: Iterable[str]) -> dict[str, Row]:
-        """{path: the row of the nearest existing directory that is ``path`` or above it} (one query)."""
-        paths = set(paths)
-        chains = {path: ancestorsOf(path) for path in paths}
-        known = self.getDirectories({p for chain in chains.values() for p in chain})
-        return {path: next(known[p] for p in chain if p in known) for path, chain in chains.items()
-                if any(p in known for p in chain)}
+        """{path: the row of the nearest existing directory that is ``path`` or above it}.
+
+        A batch of LFNs has few distinct parents: their chains are looked up, and a path itself only
+        when its parent exists and has subdirectories (a directory's parent always exists), so a
+        batch of files in leaf directories costs no lookup per file.
+        """
+        d = T.directories
+        parentOfPath = {path: parentOf(path) for path in paths}
+        parents = set(parentOfPath.values())
+        chains = {parent: ancestorsOf(parent) for parent in parents}
+        with self.connection("nearestDirectories") as conn:
+            known = self._directoriesByPath(conn, {p for chain in chains.values() for p in chain})
+            parentIDs = sorted(known[p]["DirID"] for p in parents if p in known)
+            child = d.alias("child")
+            withSubdirs: set[int] = set()
+            for part in chunks(parentIDs):
+                withSubdirs.update(conn.scalars(select(d.c.DirID).where(
+                    d.c.DirID.in_(part), select(child.c.DirID).where(child.c.Parent == d.c.DirID).exists())))
+            parentsWithSubdirs = {p for p in parents if p in known and known[p]["DirID"] in withSubdirs}
+            known.update(self._directoriesByPath(conn, [path for path, parent in parentOfPath.items()
+                                                        if parent in parentsWithSubdirs]))
+        ofParent = {parent: next((known[p] for p in chain if p in known), None) for parent, chain in chains.items()}
+        nearest = {path: known.get(path) or ofParent[parent] for path, parent in parentOfPath.items()}
+        return {path: row for path, row in nearest.items() if row is not None}
 
     def pathKinds(self, paths: Iterable[str]) -> dict[str, str | None]:
         """{path: 'Directory' | 'File' | None}."""

@@ -121,10 +121,17 @@ class FileCatalogBase:
         return allowed, failed
 
     def permissions(self, caller: Caller, paths: Iterable[str]) -> dict[str, dict[str, bool]]:
-        """{path: {Read, Write, Execute}} from the nearest existing directory of each path."""
-        nearest = self.db.nearestDirectories(paths)
-        return {path: permissionsFor(caller, row["Owner"], row["OwnerGroup"], row["Mode"])
-                for path, row in nearest.items()}
+        """{path: {Read, Write, Execute}} from the nearest existing directory of each path (the paths governed by
+        one directory share one dict: read it, do not change it)."""
+        byDirectory: dict[int, dict[str, bool]] = {}
+        result = {}
+        for path, row in self.db.nearestDirectories(paths).items():
+            rights = byDirectory.get(row["DirID"])
+            if rights is None:
+                rights = byDirectory[row["DirID"]] = permissionsFor(caller, row["Owner"], row["OwnerGroup"],
+                                                                    row["Mode"])
+            result[path] = rights
+        return result
 
     def ensureHome(self, caller: Caller, paths: Iterable[str]) -> None:
         """Create the caller's home directory (owned by the caller) when it writes below it for the first time."""

@@ -277,7 +277,7 @@ class FileCatalog(CatalogMetadata):
     def getPathPermissions(self, caller: Caller, lfns: Any) -> BulkResult:
         """{path: {Read, Write, Execute}} of the caller."""
         good, failed = self.screen(caller, asDict(lfns), None, allowRoot=True)
-        permissions = self.permissions(caller, good)
+        permissions = {path: dict(rights) for path, rights in self.permissions(caller, good).items()}
         if self.settings.globalReadAccess:
             for value in permissions.values():
                 value[READ] = True
