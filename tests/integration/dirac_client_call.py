@@ -167,6 +167,52 @@ def runWithConfigurationService(settings: dict, results: dict) -> None:
         return answer
 
     _record(results, "proxyInfo", proxyInfo)
+    _record(results, "rms", requestRoundTrip)
+
+
+def requestRoundTrip() -> Any:
+    """DIRAC's Request objects through DIRAC's ReqClient: put, status, peek, summary, cancel."""
+    from DIRAC.Core.Utilities import DEncode
+    from DIRAC.RequestManagementSystem.Client.File import File
+    from DIRAC.RequestManagementSystem.Client.Operation import Operation
+    from DIRAC.RequestManagementSystem.Client.ReqClient import ReqClient
+    from DIRAC.RequestManagementSystem.Client.Request import Request
+
+    request = Request()
+    request.RequestName = "from-dirac"
+    replicate = Operation()
+    replicate.Type = "ReplicateAndRegister"
+    replicate.TargetSE = "OneBox-SE"
+    opFile = File()
+    opFile.LFN = "/dirac/user/a/admin/from-dirac.dat"
+    opFile.Checksum = "0a0b0c0d"
+    opFile.ChecksumType = "ADLER32"
+    replicate.addFile(opFile)
+    forward = Operation()
+    forward.Type = "ForwardDISET"
+    forward.Arguments = DEncode.encode((("WorkloadManagement/JobStateUpdate", {}), "setJobParameter", [1, "A", "B"]))
+    request.addOperation(replicate)
+    request.addOperation(forward)
+    client = ReqClient()
+    put = client.putRequest(request, useFailoverProxy=False)
+    answer: dict = {"put": _clean(put)}
+    if not put.get("OK"):
+        return answer
+    requestID = put["Value"]
+    answer["status"] = _clean(client.getRequestStatus(requestID))
+    peeked = client.peekRequest(requestID)
+    if peeked.get("OK"):
+        read = peeked["Value"]
+        answer["digest"] = read.getDigest()["Value"]
+        answer["owner"] = [read.Owner, read.OwnerGroup]
+        answer["file"] = [read[0][0].LFN, read[0][0].Checksum, read[0][0].ChecksumType, read[0][0].Status]
+        answer["stub"] = DEncode.decode(read[1].Arguments)[0]
+    else:
+        answer["peek"] = _clean(peeked)
+    answer["summary"] = _clean(client.getDBSummary())
+    answer["cancel"] = _clean(client.cancelRequest(requestID))
+    answer["statusAfter"] = _clean(client.getRequestStatus(requestID))
+    return answer
 
 
 def main(argv: list[str]) -> int:

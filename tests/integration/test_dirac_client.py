@@ -242,6 +242,21 @@ def test_dirac_reads_the_group_in_our_proxy(throughCS):
     assert "ProxyManagement" in info["Value"]["groupProperties"]
 
 
+def test_dirac_reqclient_puts_reads_and_cancels_dirac_requests_on_our_reqmanager(throughCS):
+    rms = _noException(throughCS["rms"])
+    assert rms["put"]["OK"], rms["put"]
+    assert rms["status"] == {"OK": True, "Value": "Waiting"}
+    assert rms["owner"] == ["admin", "dirac_admin"], "the owner DIRAC's Request took from the proxy"
+    assert rms["digest"].splitlines() == [
+        "Name:from-dirac",
+        "ReplicateAndRegister:ReplicateAndRegister:Waiting:0:OneBox-SE:/dirac/user/a/admin/from-dirac.dat",
+        "ForwardDISET:ForwardDISET:Queued:1"]
+    assert rms["file"] == ["/dirac/user/a/admin/from-dirac.dat", "0a0b0c0d", "ADLER32", "Waiting"]
+    assert rms["stub"] == [["WorkloadManagement/JobStateUpdate", {}], "setJobParameter", [1, "A", "B"]]
+    assert rms["summary"]["OK"] and rms["summary"]["Value"]["Request"]["Waiting"] >= 1
+    assert rms["cancel"]["OK"] and rms["statusAfter"] == {"OK": True, "Value": "Canceled"}
+
+
 def test_dirac_command_line_pings_our_service(grid, diracVenv, csCfg, tmp_path):
     env = _clientEnvironment(diracVenv, tmp_path / "home", grid.instance.proxy, grid.instance.certificatesDir, csCfg)
     done = subprocess.run([str(diracVenv / "bin" / "dirac-framework-ping-service"), "Test", "Dummy"],
