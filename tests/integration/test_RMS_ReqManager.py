@@ -98,10 +98,12 @@ def test_putting_a_request_for_someone_else_needs_delegation_rights(rms) -> None
     forBob.Owner, forBob.OwnerGroup = "bob", "dirac_user"
     requestID = ok(client(rms, "pilot").putRequest(forBob))  # a pilot (LimitedDelegation) for its job's owner
     assert ok(client(rms, "bob").peekRequest(requestID)).Owner == "bob"
-    wrongGroup = failoverRequest("rms-wrong-group")
-    wrongGroup.Owner, wrongGroup.OwnerGroup = "bob", "dirac_admin"
-    refused = client(rms, "pilot").putRequest(wrongGroup)
-    assert not refused["OK"] and "bob is not a user of group dirac_admin" in refused["Message"]
+    for owner, group, message in (("bob", "dirac_nowhere", "no group dirac_nowhere"), ("nobody", "dirac_user",
+                                                                                         "no user nobody")):
+        unknown = failoverRequest("rms-unknown")
+        unknown.Owner, unknown.OwnerGroup = owner, group
+        refused = client(rms, "pilot").putRequest(unknown)
+        assert not refused["OK"] and f"{message} in the Registry" in refused["Message"]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -2,7 +2,8 @@
 real services over HTTPS: the one-box Storage Elements, the File Catalog, the ProxyManager (the agent acts with
 the owner's proxy), the WMS. A replication to an SE that is down is retried and done once it is back; a request
 of a user without any credential fails with the reason; ForwardDISET replays a call as its owner, and a call
-the owner may not make is refused."""
+the owner may not make is refused; an owner who only signed in with a token is acted for with an access token
+from the TokenManager."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dirac.RequestManagementSystem.Client.Request import Request
 from dirac.WorkloadManagementSystem.Client.WMSClients import JobMonitoringClient
 
 from .conftest import freePort
+from .test_TokenManager import manager  # noqa: F401 (alice's refresh token stored in the TokenManager)
 
 pytestmark = pytest.mark.timeout(300)
 AGENT = "RequestManagement/RequestExecutingAgent"
@@ -161,3 +163,17 @@ def test_forward_diset_replays_a_call_as_its_owner_and_a_call_the_owner_may_not_
     assert "RMSReplay" not in ok(monitoring.getJobParameters([adminsJob])).get(str(adminsJob), {})
     error = ok(requests.peekRequest(refused))[0].Error
     assert error.startswith("WorkloadManagement/JobStateUpdate.setJobParameter refused: ") and "bob" in error
+
+
+def test_an_owner_without_proxy_is_acted_for_with_an_access_token_from_the_token_manager(grid, manager,  # noqa: F811
+                                                                                        tmp_path) -> None:
+    """alice signed in with dirac-login only (her refresh token in the TokenManager, no proxy uploaded)."""
+    admin = ReqClient(proxyLocation=str(grid.proxies["admin"]), useCertificates=False)
+    request = Request(RequestName="alice-by-token", Owner="alice", OwnerGroup="dirac_admin")
+    remove = Operation(Type="RemoveFile")
+    remove.addFile(File(LFN="/dirac/user/a/alice/never-stored.dat"))  # absent: removed at once, as in DIRAC
+    request.addOperation(remove)
+    requestID = ok(admin.putRequest(request))
+    log = runAgent(grid, tmp_path)
+    assert "access token of alice@dirac_admin obtained" in log and f"request {requestID}: Done" in log
+    assert ok(admin.peekRequest(requestID))[0][0].Status == "Done"

@@ -6,7 +6,9 @@
   them once they are over.
 * putting a request for someone else (its ``Owner``/``OwnerGroup`` not the caller's): only with
   ``FullDelegation``, ``LimitedDelegation`` (pilots running users' jobs) or ``TrustedHost``, as in DIRAC;
-  the owner must be a registered user of that group. A request without owner gets the caller's.
+  the owner and the group must be in the Registry (the agent gets the owner's credentials in that group
+  from the ProxyManager or the TokenManager, which check the membership). A request without owner gets
+  the caller's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dirac.Core.Config import Registry
+from dirac.Core.Config import Registry, gConfig
 from dirac.Core.Security import Properties
 from dirac.Core.Utilities.Exceptions import AuthorizationError, InvalidArgument, NotFound
 from dirac.RequestManagementSystem.Client.Request import Request
@@ -71,6 +73,9 @@ class RequestPolicy:
         if not self.properties & set(DELEGATORS):
             raise AuthorizationError(f"{self.who} (group {self.group}) may not put requests for "
                                      f"{request.Owner}@{request.OwnerGroup}: credentials in the request not allowed")
-        if request.OwnerGroup not in Registry.getGroupsForUser(request.Owner):
-            raise InvalidArgument(f"request {request.RequestName}: {request.Owner} is not a user of group "
-                                  f"{request.OwnerGroup}")
+        # membership is the ProxyManager's or TokenManager's to check when the agent asks for the owner's
+        # credentials (a user signed in with a token gets groups from its identity provider, not the Registry)
+        if not gConfig.isSection(f"/Registry/Users/{request.Owner}"):
+            raise InvalidArgument(f"request {request.RequestName}: no user {request.Owner} in the Registry")
+        if request.OwnerGroup not in Registry.getAllGroups():
+            raise InvalidArgument(f"request {request.RequestName}: no group {request.OwnerGroup} in the Registry")
