@@ -168,8 +168,9 @@ class Comparison:
             done = subprocess.run([str(python), str(DRIVERS / f"{side}_{workload}.py"), str(run / "settings.json"),
                                    str(run / "result.json")], env=env, stdout=log, timeout=3600)
         if done.returncode != 0 or not (run / "result.json").exists():
-            print(f"    {side} {workload} FAILED (exit {done.returncode}): the error is above, its stdout in "
-                  f"{run / 'driver.log'}", file=sys.stderr, flush=True)
+            logged = (run / "driver.log").read_text(errors="replace").splitlines()[-20:]
+            print(f"    {side} {workload} FAILED (exit {done.returncode}): the error is above; the end of its "
+                  "stdout (DIRAC logs its errors there):\n" + "\n".join(logged), file=sys.stderr, flush=True)
             return None
         return json.loads((run / "result.json").read_text())
 

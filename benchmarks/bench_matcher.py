@@ -10,10 +10,11 @@ server's resident memory is taken right after, with 100,000 jobs waiting (``memo
 
 ``matcher-scaling`` (MariaDB only) repeats the measure at several numbers of waiting jobs
 (``--sizes``, default 1k,10k,100k; 1M on request: filling it takes minutes), each in a fresh
-grid of its own so that every size starts from empty tables, in 1,000 task queues (100 for 1k).
+grid of its own so that every size starts from empty tables, in 1,000 task queues (100 for 1k),
+with MariaDB's InnoDB buffer pool raised as for the File Catalog (bench_filecatalog.bufferPool).
 At each size the pilots stop after 30 s or after matching half the waiting jobs, whichever
-comes first, so that the number waiting stays near the size. It prints rate, p50 and the
-server's RSS per size, and plots the rate against the waiting jobs (docs/img/matcher-scaling.png).
+comes first, so that the number waiting stays near the size. It prints rate, p50, p99, the
+InnoDB reads that missed MariaDB's buffer pool during the window and the server's RSS per size, and plots the rate against the waiting jobs (docs/img/matcher-scaling.png).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Figure, Grid, runningGrid, serverRSS
+from benchmarks.bench_filecatalog import bufferPool
+from benchmarks.common import Figure, Grid, _onServer, percentile, runningGrid, serverRSS
 from benchmarks.drivers.workloads import RESOURCE, concurrentCalls
 
 TARGET_REQUESTS_PER_SECOND = 300
@@ -114,6 +116,7 @@ def measure(grid: Grid, jobs: int, taskQueues: int, seconds: float, limit: int |
     spread = [PILOTS // processes + (i < PILOTS % processes) for i in range(processes)]
     workers = [context.Process(target=_pilotProcess, args=(url, proxy, n, seconds, start, queue, counter,
                                                            limit or jobs + 1)) for n in spread]
+    diskReads = _bufferPoolReads(grid)
     for worker in workers:
         worker.start()
     matched: list[int] = []
@@ -130,10 +133,22 @@ def measure(grid: Grid, jobs: int, taskQueues: int, seconds: float, limit: int |
         worker.join()
     elapsed = max(end - start, 1e-3)  # the window, or less when the jobs ran out or the limit was reached
     latencies.sort()
+    diskReads = _bufferPoolReads(grid) - diskReads
     return {"fillRate": jobs / prepared, "rate": len(matched) / elapsed, "matched": len(matched),
-            "p50ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
+            "p50ms": percentile(latencies, 0.5) * 1000, "p99ms": percentile(latencies, 0.99) * 1000,
+            "diskReads": diskReads,
             "duplicates": len(matched) - len(set(matched)), "inDB": matchedInDB(), "errors": errors,
             "rssMiB": serverRSS(grid)}
+
+
+def _bufferPoolReads(grid: Grid) -> int:
+    """MariaDB's InnoDB reads that missed the buffer pool (server-wide), 0 on SQLite."""
+    if grid.backend == "sqlite":
+        return 0
+    reads: list[int] = []
+    _onServer(lambda conn: reads.append(int(conn.exec_driver_sql(
+        "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'").one()[1])))
+    return reads[0]
 
 
 def _note(result: dict[str, Any]) -> str:
@@ -180,23 +195,28 @@ def runScaling(grid: Grid, quick: bool = False, sizes: list[int] | None = None) 
     sizes = sizes or ([1_000, 10_000] if quick else list(SCALING_SIZES))
     seconds = 10 if quick else 30
     rows = []
-    for size in sizes:
-        taskQueues = min(1_000, size // 10)
-        print(f"    {size:,} waiting jobs in {taskQueues:,} task queues, fresh grid ...", file=sys.stderr, flush=True)
-        with runningGrid(grid.root.parent, grid.backend) as fresh:
-            rows.append((size, taskQueues, measure(fresh, size, taskQueues, seconds, limit=size // 2)))
+    with bufferPool(grid) as pool:  # sized as for the File Catalog: a central server's tables in memory
+        for size in sizes:
+            taskQueues = min(1_000, size // 10)
+            print(f"    {size:,} waiting jobs in {taskQueues:,} task queues, fresh grid ...", file=sys.stderr,
+                  flush=True)
+            with runningGrid(grid.root.parent, grid.backend) as fresh:
+                rows.append((size, taskQueues, measure(fresh, size, taskQueues, seconds, limit=size // 2)))
+    print(f"Matcher over waiting jobs, {PILOTS} pilots, MariaDB ({pool})")
     print(scalingTable(rows))
     plot = PLOT if not quick else Path(__file__).parent / "matcher-scaling-quick.png"  # git-ignored
-    plotScaling(rows, plot)
+    plotScaling(rows, plot, pool)
     print(f"    plot written to {plot}", file=sys.stderr)
     figures = []
     for size, taskQueues, result in rows:
         label = f"{size:,} waiting jobs in {taskQueues:,} task queues"
         figures += [
             Figure("matcher-scaling", f"requestJob/s, {label}", result["rate"], "calls/s",
-                   TARGET_REQUESTS_PER_SECOND, backend=grid.backend, note=_note(result)),
+                   TARGET_REQUESTS_PER_SECOND, backend=grid.backend, note=f"{_note(result)}; {pool}"),
             Figure("matcher-scaling", f"requestJob p50, {label}", result["p50ms"], "ms", better="lower",
                    backend=grid.backend),
+            Figure("matcher-scaling", f"requestJob p99, {label}", result["p99ms"], "ms", better="lower",
+                   backend=grid.backend, note=f"{result['diskReads']:,} InnoDB buffer-pool misses (server-wide)"),
             Figure("memory", f"server RSS at {size:,} waiting jobs (after the matcher)", result["rssMiB"], "MiB",
                    better="lower", backend=grid.backend),
         ]
@@ -204,15 +224,16 @@ def runScaling(grid: Grid, quick: bool = False, sizes: list[int] | None = None) 
 
 
 def scalingTable(rows: list[tuple[int, int, dict[str, Any]]]) -> str:
-    lines = [f"{'waiting jobs':>12}  {'task queues':>11}  {'requestJob/s':>12}  {'p50 ms':>7}  {'matched':>8}  "
-             f"{'twice':>5}  {'server RSS MiB':>14}"]
+    lines = [f"{'waiting jobs':>12}  {'task queues':>11}  {'requestJob/s':>12}  {'p50 ms':>7}  {'p99 ms':>7}  "
+             f"{'matched':>8}  {'twice':>5}  {'disk reads':>10}  {'server RSS MiB':>14}"]
     for size, taskQueues, result in rows:
         lines.append(f"{size:>12,}  {taskQueues:>11,}  {result['rate']:>12.1f}  {result['p50ms']:>7.1f}  "
-                     f"{result['matched']:>8,}  {result['duplicates']:>5}  {result['rssMiB']:>14.0f}")
+                     f"{result['p99ms']:>7.1f}  {result['matched']:>8,}  {result['duplicates']:>5}  "
+                     f"{result['diskReads']:>10,}  {result['rssMiB']:>14.0f}")
     return "\n".join(lines)
 
 
-def plotScaling(rows: list[tuple[int, int, dict[str, Any]]], path: Path) -> None:
+def plotScaling(rows: list[tuple[int, int, dict[str, Any]]], path: Path, pool: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,7 +244,7 @@ def plotScaling(rows: list[tuple[int, int, dict[str, Any]]], path: Path) -> None
     axes.plot(sizes, [result["rate"] for _, _, result in rows], "o-", label="requestJob/s (16 pilots, HTTPS)")
     axes.axhline(TARGET_REQUESTS_PER_SECOND, color="grey", linestyle="--", label=f"target {TARGET_REQUESTS_PER_SECOND}/s")
     axes.set_xscale("log")
-    axes.set_xlabel("waiting jobs (MariaDB)")
+    axes.set_xlabel(f"waiting jobs (MariaDB, {pool})")
     axes.set_ylabel("requestJob per second")
     axes.set_ylim(bottom=0)
     axes.set_title("Matcher rate against waiting jobs")
