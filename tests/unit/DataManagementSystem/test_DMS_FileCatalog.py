@@ -251,3 +251,12 @@ def test_lfnError_acceptsDotNamesAndLongComponents_refusesEachBadShapeWithItsRea
         assert reason in (lfnError(path, ALICE) or ""), path
     assert lfnError("/lhcb/x", ADMIN) is None and lfnError("/", ADMIN) is None
     assert lfnError("/dirac/x", Caller("nobody", "g", "")) == "Invalid LFN: the caller has no VO"
+
+
+def test_getReplicas_aVisibleFileWithOnlyHiddenReplicasAnswersNoReplica(fc) -> None:
+    lfn = f"{HOME}/hidden/f"
+    ok(fc.addFile(ALICE, {lfn: fileInfo(se=["SE-A", "SE-B"])}))
+    ok(fc.setReplicaStatus(ALICE, {lfn: {"SE": "SE-A", "Status": "Trash"}}))
+    ok(fc.setReplicaStatus(ALICE, {lfn: {"SE": "SE-B", "Status": "Trash"}}))
+    assert ok(fc.getReplicas(ALICE, [lfn])) == {lfn: {}}
+    assert ok(fc.getReplicas(ALICE, [lfn], allStatus=True)) == {lfn: {"SE-A": "", "SE-B": ""}}

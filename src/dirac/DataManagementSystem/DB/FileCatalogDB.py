@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    and_,
     bindparam,
     delete,
     func,
@@ -398,16 +399,22 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, FileCatalogListing
         f, r = T.files, T.replicas
         byHash = {pathHash(lfn): lfn for lfn in set(lfns)}
         successful: dict[str, dict[str, str]] = {}
+        joined = r.c.FileID == f.c.FileID
+        if not allStatus:  # hidden replicas left out by the join: the file still answers, with no replica
+            joined = and_(joined, r.c.Status.in_(visibleReplica))
+        seNames = self._seNames
         with self.connection("getReplicas") as conn:
             for part in chunks(list(byHash)):
-                query = (select(f.c.LFNHash, r.c.SEID, r.c.Status, r.c.PFN)
-                         .outerjoin(r, r.c.FileID == f.c.FileID).where(f.c.LFNHash.in_(part)))
+                query = select(f.c.LFNHash, r.c.SEID, r.c.PFN).outerjoin(r, joined).where(f.c.LFNHash.in_(part))
                 if not allStatus:
                     query = query.where(f.c.Status.in_(visibleFile))
-                for lfnHash, seID, status, pfn in conn.execute(query):
-                    replicasOf = successful.setdefault(byHash[lfnHash], {})
-                    if seID is not None and (allStatus or status in visibleReplica):
-                        replicasOf[self.seName(conn, seID)] = pfn
+                for lfnHash, seID, pfn in conn.execute(query).all():
+                    lfn = byHash[lfnHash]
+                    replicasOf = successful.get(lfn)
+                    if replicasOf is None:
+                        replicasOf = successful[lfn] = {}
+                    if seID is not None:
+                        replicasOf[seNames.get(seID) or self.seName(conn, seID)] = pfn
         return successful, {lfn: NO_SUCH for lfn in byHash.values() if lfn not in successful}
 
     def getReplicaStatus(self, entries: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
