@@ -234,22 +234,26 @@ def _checkJobs(jobDB: JobDB, policy: JobPolicy, right: str, jobIDs: Sequence[int
 
 
 def assignSandboxesToJob(sandboxDB: SandboxMetadataDB, jobDB: JobDB, credDict: Mapping[str, Any], jobID: int,
-                         references: Sequence[str], sbType: str) -> int:
-    """Assign registered sandboxes to a job as its 'Input' or 'Output'; how many links are new."""
-    return assignSandboxesToJobs(sandboxDB, jobDB, credDict, [jobID], references, sbType)
+                         references: Sequence[str], sbType: str, jobChecked: bool = False) -> int:
+    """Assign registered sandboxes to a job as its 'Input' or 'Output'; how many links are new.
+
+    ``jobChecked``: the caller's PutSandbox right on the job was checked already (checkJobRight)."""
+    return assignSandboxesToJobs(sandboxDB, jobDB, credDict, [jobID], references, sbType, jobChecked)
 
 
 def assignSandboxesToJobs(sandboxDB: SandboxMetadataDB, jobDB: JobDB, credDict: Mapping[str, Any],
-                          jobIDs: Sequence[int], references: Sequence[str], sbType: str) -> int:
+                          jobIDs: Sequence[int], references: Sequence[str], sbType: str,
+                          jobsChecked: bool = False) -> int:
     """Assign the same sandboxes to several jobs (e.g. the input sandbox of a parametric submission) in one
-    transaction; all or nothing. How many links are new."""
+    transaction; all or nothing. How many links are new. ``jobsChecked``: see assignSandboxesToJob."""
     if sbType not in SANDBOX_TYPES:
         raise InvalidArgument(f"sandbox type {sbType!r} is not one of {', '.join(SANDBOX_TYPES)}")
     ids = sorted({int(jobID) for jobID in jobIDs})
     if not references or not ids:
         return 0
     policy = JobPolicy(credDict)
-    _checkJobs(jobDB, policy, RIGHT_PUT_SANDBOX, ids)
+    if not jobsChecked:
+        _checkJobs(jobDB, policy, RIGHT_PUT_SANDBOX, ids)
     locations = [parseSandboxReference(reference) for reference in references]
     known = sandboxDB.getSandboxes(locations)
     missing = [makeSandboxReference(*location) for location in locations if location not in known]

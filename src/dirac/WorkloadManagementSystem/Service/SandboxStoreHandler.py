@@ -57,7 +57,8 @@ class SandboxStoreHandler(RequestHandler):
                                               maxSandboxBytes(self.serviceInfo.section), self.credDict, path,
                                               fileName, checksum, size)
         for jobID, sbType in jobs:
-            SandboxStore.assignSandboxesToJob(self.sandboxDB, self.jobDB, self.credDict, jobID, [reference], sbType)
+            SandboxStore.assignSandboxesToJob(self.sandboxDB, self.jobDB, self.credDict, jobID, [reference], sbType,
+                                              jobChecked=True)
         return reference
 
     # -- download ---------------------------------------------------------------------------------------------
