@@ -260,3 +260,11 @@ def test_getReplicas_aVisibleFileWithOnlyHiddenReplicasAnswersNoReplica(fc) -> N
     ok(fc.setReplicaStatus(ALICE, {lfn: {"SE": "SE-B", "Status": "Trash"}}))
     assert ok(fc.getReplicas(ALICE, [lfn])) == {lfn: {}}
     assert ok(fc.getReplicas(ALICE, [lfn], allStatus=True)) == {lfn: {"SE-A": "", "SE-B": ""}}
+
+
+def test_addFile_aFileAndAFileBelowItInOneBatch_neverMakeAPathBothFileAndDirectory(fc) -> None:
+    result = fc.addFile(ALICE, {f"{HOME}/both": fileInfo(), f"{HOME}/both/child": fileInfo()})
+    assert result["Successful"] == {f"{HOME}/both/child": True}
+    assert result["Failed"] == {f"{HOME}/both": "A directory of this name exists"}
+    assert fc.db.pathKinds([f"{HOME}/both"]) == {f"{HOME}/both": "Directory"}
+    assert fc.getReplicas(ALICE, f"{HOME}/both")["Failed"] == {f"{HOME}/both": "No such file or directory"}

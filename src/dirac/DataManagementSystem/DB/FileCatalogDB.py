@@ -121,28 +121,32 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, FileCatalogListing
     def nearestDirectories(self, paths: Iterable[str]) -> dict[str, Row]:
         """{path: the row of the nearest existing directory that is ``path`` or above it}.
 
-        A batch of LFNs has few distinct parents: their chains are looked up, and a path itself only
-        when its parent exists and has subdirectories (a directory's parent always exists), so a
-        batch of files in leaf directories costs no lookup per file.
+        A batch of LFNs has few distinct parents: their chains are looked up, and the paths themselves
+        as ``_directoriesAmong`` does, so a batch of files in leaf directories costs no lookup per file.
         """
-        d = T.directories
         parentOfPath = {path: parentOf(path) for path in paths}
-        parents = set(parentOfPath.values())
-        chains = {parent: ancestorsOf(parent) for parent in parents}
+        chains = {parent: ancestorsOf(parent) for parent in set(parentOfPath.values())}
         with self.connection("nearestDirectories") as conn:
             known = self._directoriesByPath(conn, {p for chain in chains.values() for p in chain})
-            parentIDs = sorted(known[p]["DirID"] for p in parents if p in known)
-            child = d.alias("child")
-            withSubdirs: set[int] = set()
-            for part in chunks(parentIDs):
-                withSubdirs.update(conn.scalars(select(d.c.DirID).where(
-                    d.c.DirID.in_(part), select(child.c.DirID).where(child.c.Parent == d.c.DirID).exists())))
-            parentsWithSubdirs = {p for p in parents if p in known and known[p]["DirID"] in withSubdirs}
-            known.update(self._directoriesByPath(conn, [path for path, parent in parentOfPath.items()
-                                                        if parent in parentsWithSubdirs]))
+            known.update(self._directoriesAmong(conn, parentOfPath, {p: row["DirID"] for p, row in known.items()}))
         ofParent = {parent: next((known[p] for p in chain if p in known), None) for parent, chain in chains.items()}
         nearest = {path: known.get(path) or ofParent[parent] for path, parent in parentOfPath.items()}
         return {path: row for path, row in nearest.items() if row is not None}
+
+    def _directoriesAmong(self, conn: Connection, parentOfPath: Mapping[str, str], parentIDs: Mapping[str, int]
+                          ) -> dict[str, Row]:
+        """{path: row} of the directories among the paths of ``parentOfPath`` ({path: its parent}), given the
+        DirIDs of their existing parents: a directory's parent exists and has subdirectories, so only the
+        paths under such a parent are looked up."""
+        d = T.directories
+        child = d.alias("child")
+        ids = sorted({parentIDs[parent] for parent in set(parentOfPath.values()) if parent in parentIDs})
+        withSubdirs: set[int] = set()
+        for part in chunks(ids):
+            withSubdirs.update(conn.scalars(select(d.c.DirID).where(
+                d.c.DirID.in_(part), select(child.c.DirID).where(child.c.Parent == d.c.DirID).exists())))
+        return self._directoriesByPath(conn, [path for path, parent in parentOfPath.items()
+                                              if parentIDs.get(parent) in withSubdirs])
 
     def pathKinds(self, paths: Iterable[str]) -> dict[str, str | None]:
         """{path: 'Directory' | 'File' | None}."""
@@ -269,39 +273,48 @@ class FileCatalogDB(FileCatalogMetadata, FileCatalogDatasets, FileCatalogListing
         failed: dict[str, str] = {}
         with self.transaction("addFiles") as conn:
             todo = dict(entries)
-            for lfn in self._directoriesByPath(conn, todo):
+            parentOfLFN = {lfn: parentOf(lfn) for lfn in todo}
+            dirIDs, dirFailed = self._makeDirectories(conn, set(parentOfLFN.values()), owner, group, dirMode)
+            for lfn in self._directoriesAmong(conn, parentOfLFN, dirIDs):
                 failed[lfn] = "A directory of this name exists"
                 del todo[lfn]
-            existing = self._filesByLFN(conn, todo)
-            dirIDs, dirFailed = self._makeDirectories(conn, {parentOf(lfn) for lfn in todo if lfn not in existing},
-                                                      owner, group, dirMode)
             for lfn in list(todo):
-                if lfn not in existing and parentOf(lfn) in dirFailed:
-                    failed[lfn] = dirFailed[parentOf(lfn)]
+                if parentOfLFN[lfn] in dirFailed:  # under a file: no file can be registered there yet
+                    failed[lfn] = dirFailed[parentOfLFN[lfn]]
                     del todo[lfn]
             now = utcnow()
-            newRows = [{"DirID": dirIDs[parentOf(lfn)], "FileName": lfn.rsplit("/", 1)[1], "LFNHash": pathHash(lfn),
-                        "Size": info["Size"], "Checksum": info["Checksum"], "ChecksumType": info["ChecksumType"],
-                        "GUID": info["GUID"], "Status": info["Status"], "Owner": owner, "OwnerGroup": group,
-                        "Mode": mode, "CreationDate": now, "ModificationDate": now}
-                       for lfn, info in todo.items() if lfn not in existing]
-            for part in chunks(newRows):
+            newRows = [{"DirID": dirIDs[parentOfLFN[lfn]], "FileName": lfn.rsplit("/", 1)[1],
+                        "LFNHash": pathHash(lfn), "Size": info["Size"], "Checksum": info["Checksum"],
+                        "ChecksumType": info["ChecksumType"], "GUID": info["GUID"], "Status": info["Status"],
+                        "Owner": owner, "OwnerGroup": group, "Mode": mode, "CreationDate": now,
+                        "ModificationDate": now} for lfn, info in todo.items()]
+            for part in chunks(newRows):  # files already registered are skipped, then compared below
                 conn.execute(self.insertIgnore(T.files), list(part))
-            registered = self._filesByLFN(conn, todo) if newRows else existing
+            registered = self._fileKeys(conn, todo)
             replicaRows = []
             for lfn, info in todo.items():
-                row = registered[lfn]
-                if (row["Size"], row["Checksum"].lower(), row["GUID"]) != \
-                        (info["Size"], info["Checksum"].lower(), info["GUID"]):
+                fileID, size, checksum, guid = registered[lfn]
+                if (size, checksum.lower(), guid) != (info["Size"], info["Checksum"].lower(), info["GUID"]):
                     failed[lfn] = "File already registered with alternative metadata"
                     continue
                 seIDs = self.seIDs(conn, [se for se, _, _ in info["Replicas"]])
-                replicaRows += [{"FileID": row["FileID"], "SEID": seIDs[se], "Status": status, "PFN": pfn}
+                replicaRows += [{"FileID": fileID, "SEID": seIDs[se], "Status": status, "PFN": pfn}
                                 for se, pfn, status in info["Replicas"]]
                 successful[lfn] = True
             for part in chunks(replicaRows):
                 conn.execute(self.insertIgnore(T.replicas), list(part))
         return successful, failed
+
+    def _fileKeys(self, conn: Connection, lfns: Iterable[str]) -> dict[str, tuple[int, int, str, str]]:
+        """{lfn: (FileID, Size, Checksum, GUID)} of the registered files among ``lfns``."""
+        f = T.files
+        byHash = {pathHash(lfn): lfn for lfn in set(lfns)}
+        found: dict[str, tuple[int, int, str, str]] = {}
+        for part in chunks(list(byHash)):
+            for lfnHash, fileID, size, checksum, guid in conn.execute(
+                    select(f.c.LFNHash, f.c.FileID, f.c.Size, f.c.Checksum, f.c.GUID).where(f.c.LFNHash.in_(part))):
+                found[byHash[lfnHash]] = (fileID, size, checksum, guid)
+        return found
 
     def removeFiles(self, lfns: Iterable[str]) -> dict[str, bool]:
         """Remove files with their replicas, metadata and dataset entries (absent ones count as removed)."""
