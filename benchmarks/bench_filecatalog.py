@@ -101,6 +101,18 @@ def _progress(done: int, total: int, what: str) -> None:
     print(f"\r    {done:,} / {total:,} {what}", end="" if done < total else "\n", flush=True)
 
 
+def _register(db: Any, lfns: list[str], what: str) -> float:
+    """Register ``lfns`` through FileCatalogDB.addFiles in batches of BATCH; files/s."""
+    began = time.perf_counter()
+    for start in range(0, len(lfns), BATCH):
+        part = lfns[start:start + BATCH]
+        _, failed = db.addFiles({lfn: _entry(lfn) for lfn in part}, "bench", "dirac_user", 0o644, 0o755)
+        if failed:
+            raise RuntimeError(f"registration failed: {next(iter(failed.items()))}")
+        _progress(start + len(part), len(lfns), what)
+    return len(lfns) / (time.perf_counter() - began)
+
+
 def benchDB(grid: Grid, files: int, dumpFiles: int, dumpTop: int) -> list[Figure]:
     """The figures through FileCatalogDB in this process."""
     from dirac.DataManagementSystem.DB.FileCatalogDB import FileCatalogDB
@@ -109,14 +121,7 @@ def benchDB(grid: Grid, files: int, dumpFiles: int, dumpTop: int) -> list[Figure
     root = "/dirac/bench/db"
     lfns = _lfns(root, files)
     big = [f"{root}/big/f{i:05d}" for i in range(BIG_DIRECTORY)]
-    began = time.perf_counter()
-    for start in range(0, len(lfns), BATCH):
-        part = lfns[start:start + BATCH]
-        _, failed = db.addFiles({lfn: _entry(lfn) for lfn in part}, "bench", "dirac_user", 0o644, 0o755)
-        if failed:
-            raise RuntimeError(f"registration failed: {next(iter(failed.items()))}")
-        _progress(start + len(part), len(lfns), "files registered through FileCatalogDB")
-    registerRate = len(lfns) / (time.perf_counter() - began)
+    registerRate = _register(db, lfns, "files registered through FileCatalogDB")
     db.addFiles({lfn: _entry(lfn) for lfn in big}, "bench", "dirac_user", 0o644, 0o755)
     for name, typ in FIELDS.items():
         db.addMetadataField(name, typ, "D")
@@ -124,15 +129,8 @@ def benchDB(grid: Grid, files: int, dumpFiles: int, dumpTop: int) -> list[Figure
     for index in range(directories):
         db.setDirectoryMetadata(f"{root}/d{index:05d}", _dirValues(index))
 
-    dumpLFNs = _dumpLFNs(dumpFiles, dumpTop)
-    began = time.perf_counter()
-    for start in range(0, len(dumpLFNs), BATCH):
-        part = dumpLFNs[start:start + BATCH]
-        _, failed = db.addFiles({lfn: _entry(lfn) for lfn in part}, "bench", "dirac_user", 0o644, 0o755)
-        if failed:
-            raise RuntimeError(f"registration failed: {next(iter(failed.items()))}")
-        _progress(start + len(part), len(dumpLFNs), "files registered in new directories (the dump's tree)")
-    dumpRegisterRate = len(dumpLFNs) / (time.perf_counter() - began)
+    dumpRegisterRate = _register(db, _dumpLFNs(dumpFiles, dumpTop), "files registered in new directories (the "
+                                                                     "dump's tree)")
 
     began = time.perf_counter()
     for start in range(0, len(lfns), REPLICA_CALL):

@@ -41,13 +41,8 @@ def payload() -> dict:
 
 def compactPayload() -> dict:
     """A value our server answers with orjson's compact text (str keys only, no None, ASCII only)."""
-    return {
-        "when": datetime.datetime(2024, 5, 6, 7, 8, 9, 123456),
-        "day": datetime.date(2024, 1, 2),
-        "pair": (1, "a"),
-        "raw": b"\x00\xffbinary\n",
-        "files": {"/dirac/f1": {"Size": 2**40, "Ratio": 0.1, "Flags": [True, False], "Mode": 420}},
-    }
+    tagged = {key: value for key, value in payload().items() if key in ("when", "day", "pair", "raw")}
+    return tagged | {"files": {"/dirac/f1": {"Size": 2**40, "Ratio": 0.1, "Flags": [True, False], "Mode": 420}}}
 
 
 def _clean(result: Any) -> Any:
