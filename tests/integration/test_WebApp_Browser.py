@@ -89,7 +89,13 @@ def wait(driver, condition, timeout: float = 30):
 
 def signInAtProvider(driver, portal, login: str) -> None:
     """From the portal's login page through the provider's sign-in and consent pages back to the portal."""
-    driver.find_element(*by("ID", "login-TestIdP")).click()
+    from selenium.webdriver.support.expected_conditions import staleness_of
+
+    def clickAndLeave(element) -> None:  # the next page, not the one clicked on (a slow machine may lag)
+        element.click()
+        wait(driver, staleness_of(element))
+
+    clickAndLeave(driver.find_element(*by("ID", "login-TestIdP")))
     for _ in range(4):
         wait(driver, lambda d: d.find_elements(*by("TAG_NAME", "button")) or d.current_url.startswith(portal.root))
         if driver.current_url.startswith(portal.root):
@@ -98,7 +104,7 @@ def signInAtProvider(driver, portal, login: str) -> None:
         if fields:
             fields[0].send_keys(login)
             driver.find_element(*by("NAME", "password")).send_keys(USERS[login][0])
-        driver.find_element(*by("CSS_SELECTOR", "button[type=submit]")).click()
+        clickAndLeave(driver.find_element(*by("CSS_SELECTOR", "button[type=submit]")))
     wait(driver, lambda d: d.current_url.startswith(portal.root))
 
 

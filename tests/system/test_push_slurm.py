@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,11 @@ def test_a_pushed_job_whose_batch_job_is_cancelled_outside_is_rescheduled_and_ru
     # the first run sleeps until its batch job is cancelled; the rescheduled one ends at once
     jobID = submitWithSandbox(tmp_path, f"#!/bin/sh\ntest -e {marker} && echo second run > result.txt && exit 0\n"
                                         f"touch {marker}\nsleep 300\n")
-    waitFor([jobID], done=("Running",), timeout=180)
+    waitFor([jobID], done=("Running",), timeout=180)  # pushed: the batch job may still be pending
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # the payload runs
+        assert time.monotonic() < deadline, "the pushed payload did not start within 120 s"
+        time.sleep(0.5)
     reference = Dirac().getJobParameters(jobID)["Value"]["Pilot_Reference"]
     cancelled = subprocess.run(["scancel", reference.rsplit("/", 1)[1]], env={"SLURM_CONF": site.slurmConf,
                                "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
