@@ -113,6 +113,18 @@ def readEncryptionKeyFile(keyFile: str, option: str) -> bytes:
         raise ConfigurationError(f"cannot read the key file {keyFile} ({option}): {exc.strerror}") from exc
 
 
+def derivedKey(material: bytes, purpose: str) -> bytes:
+    """A Fernet key for ``purpose`` derived from the secret ``material`` (HKDF-SHA256): one secret serves several
+    uses without one key file per use."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return base64.urlsafe_b64encode(HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                                         info=purpose.encode()).derive(material))
+
+
 class SecretBox:
     """Secrets kept in a database, encrypted with a Fernet key (AES-128-CBC and HMAC-SHA256): the database alone
     reveals none. ``hint`` says why decryption may fail (which key is in use)."""

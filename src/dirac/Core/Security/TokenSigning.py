@@ -118,13 +118,11 @@ def signingKey() -> SigningKey:
 def derivedSecret(purpose: str) -> bytes:
     """A Fernet key for ``purpose``, derived from the signing key (HKDF-SHA256): the server encrypts what it keeps
     (identity providers' refresh tokens) without another secret file to manage."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from dirac.Core.Security.Keys import derivedKey
 
     material = signingKey().privateKey.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption())
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
-    return base64.urlsafe_b64encode(derived)
+    return derivedKey(material, purpose)
 
 
 def verificationKey(kid: str | None) -> Any:

@@ -7,25 +7,24 @@ usable session nor the users' tokens.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
 import json
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Column, MetaData, String, Table, delete, select, update
 
 from dirac.Core.Base.DB import DB, LongText, UTCDateTime, utcnow
+from dirac.Core.Security.Keys import SecretBox, derivedKey
+from dirac.Core.Utilities.Exceptions import SecurityError
 
 
 def _rowKey(sessionID: str) -> str:
     return hashlib.sha256(b"dirac-portal-session-row:" + sessionID.encode()).hexdigest()
 
 
-def _cipher(sessionID: str) -> Fernet:
-    digest = hashlib.sha256(b"dirac-portal-session-key:" + sessionID.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+def _box(sessionID: str) -> SecretBox:
+    return SecretBox(derivedKey(sessionID.encode(), "dirac-portal-session-key"), "not this session's key")
 
 
 class SessionDB(DB):
@@ -49,7 +48,7 @@ class SessionDB(DB):
         with self.transaction("createSession") as conn:
             conn.execute(self.sessions.insert().values(
                 SessionKey=_rowKey(sessionID), Username=username, Created=utcnow(), Expires=expires,
-                State=_cipher(sessionID).encrypt(json.dumps(state).encode()).decode()))
+                State=_box(sessionID).encrypt(json.dumps(state))))
 
     def getSession(self, sessionID: str) -> tuple[dict[str, Any], datetime.datetime] | None:
         """(state, expiry) of a live session; None when unknown, expired (then removed) or undecipherable."""
@@ -63,15 +62,15 @@ class SessionDB(DB):
             self.deleteSession(sessionID)
             return None
         try:
-            return json.loads(_cipher(sessionID).decrypt(row.State.encode())), row.Expires
-        except (InvalidToken, ValueError):
+            return json.loads(_box(sessionID).decrypt(row.State, "the session state")), row.Expires
+        except (SecurityError, ValueError):
             self.log.warning("session %s... cannot be decrypted: removed", key[:12])
             self.deleteSession(sessionID)
             return None
 
     def updateSession(self, sessionID: str, state: dict[str, Any], expires: datetime.datetime | None = None) -> bool:
         """Replace the state (and expiry) of a session; False when it no longer exists."""
-        values: dict[str, Any] = {"State": _cipher(sessionID).encrypt(json.dumps(state).encode()).decode()}
+        values: dict[str, Any] = {"State": _box(sessionID).encrypt(json.dumps(state))}
         if expires is not None:
             values["Expires"] = expires
         with self.transaction("updateSession") as conn:
