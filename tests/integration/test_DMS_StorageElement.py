@@ -35,6 +35,18 @@ def stored(grid, token: str, lfn: str) -> Path:  # noqa: ANN001
     return grid.instance.root / "storage" / token / lfn.lstrip("/")
 
 
+def assertDamagedCopyRefusedThenRemoved(dm: DataManager, lfn: str, se: str, onDisk: Path, into: Path) -> None:
+    """A copy damaged on the server is refused at download against the catalog's checksum; then the file goes."""
+    onDisk.write_bytes(b"x" + onDisk.read_bytes()[1:])
+    into.mkdir()
+    failed = dm.getFile(lfn, into, sourceSE=se)["Value"]
+    assert f"the copy read from {se} has Adler32" in str(failed), failed
+    assert not (into / Path(lfn).name).exists()
+    assert dm.removeFile(lfn)["Value"]["Successful"] == {lfn: True}
+    assert not onDisk.exists()
+    assert FileCatalogClient().exists(lfn)["Value"]["Successful"][lfn] is False
+
+
 @pytest.fixture
 def area() -> str:
     return f"{BOB_HOME}/se-{secrets.token_hex(4)}"

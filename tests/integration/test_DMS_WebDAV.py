@@ -32,7 +32,7 @@ from tests.system.gridtools import runningServer, serverScript
 from tests.unit.Resources.Storage.conftest import smallFilesystem
 
 # the fixtures area (a fresh directory in bob's home) and data (a 3 MiB file) of the DIP Storage Element tests
-from .test_DMS_StorageElement import area, asBob, data  # noqa: F401
+from .test_DMS_StorageElement import area, asBob, assertDamagedCopyRefusedThenRemoved, data  # noqa: F401
 
 # the WMS pieces of the data-aware job tests: the grid with a pilot proxy, submission through the real
 # optimizers and a pilot's match, dirac-jobwrapper run with bob's proxy
@@ -175,17 +175,7 @@ def test_dataManager_putAndRegister_getFile_removeFile_withTheRealCatalog(grid, 
     assert got["Value"]["Successful"] == {lfn: str(tmp_path / "dm.bin")}
     assert (tmp_path / "dm.bin").read_bytes() == data.read_bytes()
 
-    # a copy damaged on the server is detected at download against the catalog's checksum
-    stored = onServer(webdav, "/store", lfn)
-    stored.write_bytes(b"x" + stored.read_bytes()[1:])
-    (tmp_path / "bad").mkdir()
-    failed = dm.getFile(lfn, tmp_path / "bad", sourceSE="WebDAV-SE")["Value"]
-    assert "the copy read from WebDAV-SE has Adler32" in str(failed), failed
-    assert not (tmp_path / "bad" / "dm.bin").exists()
-
-    assert dm.removeFile(lfn)["Value"]["Successful"] == {lfn: True}
-    assert not stored.exists()
-    assert catalog.exists(lfn)["Value"]["Successful"][lfn] is False
+    assertDamagedCopyRefusedThenRemoved(dm, lfn, "WebDAV-SE", onServer(webdav, "/store", lfn), tmp_path / "bad")
 
 
 def test_writesRefusedWith403_giveAClearError_andNothingIsRegistered(grid, webdav, ses, area, data,
